@@ -1,37 +1,91 @@
-"""`--dry-run`: the planned episodes, model calls, tokens and dollars, with no call made.
+"""`--dry-run`: the planned episodes, model calls, tokens and dollars, with no provider called.
 
-Token counts are estimates (about four characters a token; an agent writes its thinking and
-an argument of up to the word limit; the transcript grows by one argument per turn). Call
-counts follow the protocol formulae documented in the README.
+A dry run *rehearses* the plan: every episode goes through the engine's own code
+(oversight/engine/execute.py, then the protocols) exactly as in a real run, but each model
+is a stand-in that answers at once, in process. The call count is therefore exact by
+construction: best-of-N candidates and their selection, judge questions, interactive and
+sequential debates, transcripts shared by several judges, tournaments under their own
+settings, the agent's own QA for the open protocols. A formula kept beside the protocols
+drifts from them (it once counted one call per best-of-N turn instead of N + 1); a
+rehearsal cannot.
+
+The stand-ins:
+- `sim` models answer for themselves: they are deterministic local code that costs nothing,
+  so their calls and tokens are those of the real run.
+- Any other model is replaced by `StandIn`, which replies in the expected format at the
+  expected length (below) and counts tokens as the sim does, four characters a token, plus
+  IMAGE_TOKENS per image. Its tokens are estimates: real replies vary in length.
+
+A call that repeats an earlier request of the same run (a consultant's opening, say, which
+does not depend on the judge) is answered by the response cache in a real run. The rehearsal
+has an in-memory cache of its own, so such a call counts as a call (it is a row of
+calls.parquet) but adds no tokens or dollars, as in a run that starts from an empty cache.
+
+Projection: where a task file holds fewer items than the spec's `limit` (the bundled
+samples), that task's figures are scaled up to `limit` items. Tournament episodes are not
+scaled: `pairings` fixes their number.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import cycle, islice
+from typing import Any, ClassVar
 
+from oversight.engine.execute import Runtime, execute
 from oversight.engine.plan import Episode
 from oversight.engine.prepare import Prepared
+from oversight.engine.tournament import TournamentEpisode
+from oversight.errors import OversightError
+from oversight.model.api import Capabilities, ModelAPI
+from oversight.model.cache import ResponseCache
+from oversight.model.card import ModelCard
+from oversight.model.providers import make_api, provider_class
+from oversight.model.types import GenerateRequest, GenerateResponse, ImagePart, Usage
+from oversight.model.wrapper import Model
+from oversight.protocol.prompts import Templates
 
-PROMPT_OVERHEAD_TOKENS = 250  # rules, role and instructions around the question
+# What a stand-in writes. An agent thinks about as much as it argues, and argues up to the
+# word limit (its cut-off); a questioning judge asks a sentence or two; a chain-of-thought
+# judge reasons for about a paragraph.
+QUESTION_WORDS = 40
+COT_WORDS = 150
+# A hosted model bills an image at a few hundred tokens to a thousand (OpenAI's high detail
+# at 1024×1024: 765; Gemini: 258 a tile); the sim reads no image at all.
+IMAGE_TOKENS = 765
+CONCURRENCY = 64  # episodes in flight; every stand-in answers at once, so this only bounds memory
+
+_FILLER = ("the", "passage", "states", "this", "plainly", "and", "nothing", "in", "the", "other",
+           "answer", "follows", "from", "what", "it", "says")  # English-like: about 1.4 tokens a word
+
+
+def _words(n: int) -> str:
+    return " ".join(islice(cycle(_FILLER), n))
 
 
 @dataclass
 class Tally:
     calls: int = 0
-    input_tokens: int = 0
+    input_tokens: int = 0  # of calls a provider would answer (not the cache)
     output_tokens: int = 0
+    cached: int = 0  # calls answered by an identical earlier call of the run
 
 
 @dataclass
 class Estimate:
     episodes: dict[str, int]
     models: dict[str, Tally] = field(default_factory=dict)
+    roles: dict[str, Tally] = field(default_factory=dict)  # debater, selector, judge_question, …
     cost_usd: float = 0.0
     # Scaled to the spec's `limit` items per task where a task's file holds fewer (e.g. the
     # bundled samples): what the same spec would cost on the full dataset.
     projected: Tally | None = None
     projected_cost_usd: float = 0.0
     projected_episodes: int = 0
+    exact_models: list[str] = field(default_factory=list)  # sim models: their figures are exact
 
     @property
     def calls(self) -> int:
@@ -42,77 +96,152 @@ class Estimate:
         return sum(t.input_tokens + t.output_tokens for t in self.models.values())
 
 
+class StandIn(ModelAPI):
+    """A hosted or local model's stand-in: replies of the expected form and length."""
+
+    provider: ClassVar[str] = "stand-in"
+
+    def __init__(self, card: ModelCard, word_limit: int) -> None:
+        super().__init__(card, None)
+        self.word_limit = word_limit
+        # The real provider's capabilities decide what is asked (e.g. answer log-probabilities).
+        self.real = provider_class(card.provider).default_capabilities
+
+    @property
+    def capabilities(self) -> Capabilities:
+        c = self.real
+        return Capabilities(
+            images=c.images if self.card.images is None else self.card.images,
+            logprobs=c.logprobs if self.card.logprobs is None else self.card.logprobs,
+            temperature=c.temperature,
+        )
+
+    def reply(self, request: GenerateRequest) -> str:
+        meta = request.metadata
+        role = str(meta.get("role", "judge"))
+        side = int(meta.get("side") or 1)
+        # Text that later prompts quote must differ where a real model's would: two judges
+        # never ask the same question, so the consultant's answers to them are not cache hits.
+        tag = hashlib.sha256(f"{self.card.label}|{request.sample}|{request.prompt_text()}".encode()).hexdigest()[:8]
+        if role in ("debater", "consultant"):
+            return (f"Thinking: {_words(self.word_limit)}\n"
+                    f"Argument: I argue for answer {side} ({tag}). {_words(self.word_limit)}")
+        if role == "judge_question":
+            return f"Question: ({tag}) {_words(QUESTION_WORDS)}?"
+        if role == "selector":
+            return "Answer: a"
+        reasoning = f"{_words(COT_WORDS)}\n" if meta.get("mode") == "cot" else ""
+        return f"{reasoning}Answer: 1"
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        text = self.reply(request)
+        images = sum(isinstance(p, ImagePart) for m in request.messages for p in m.parts)
+        prompt = len(request.prompt_text()) // 4 + IMAGE_TOKENS * images
+        return GenerateResponse([text] * request.n, Usage(prompt, request.n * (len(text) // 4 + 1)))
+
+
+class RunCache(ResponseCache):
+    """An empty response cache in memory: repeats within the rehearsal are hits, as they are
+    in a run that starts from an empty cache; nothing is read from or written to disk."""
+
+    def __init__(self) -> None:  # no directory: deliberately not the on-disk initialiser
+        self.read = self.write = True
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> GenerateResponse | None:
+        entry = self._entries.get(key)
+        return None if entry is None else GenerateResponse.from_json(entry)
+
+    def put(self, key: str, response: GenerateResponse) -> None:
+        self._entries[key] = response.to_json()
+
+
+def stand_in_model(card: ModelCard, word_limit: int) -> Model:
+    # Rate limits would make the rehearsal wait for nothing.
+    free = card.model_copy(update={"rpm": None, "tpm": None})
+    api = make_api(free) if card.provider == "sim" else StandIn(free, word_limit)
+    return Model(free, api, RunCache())
+
+
 def estimate(prep: Prepared) -> Estimate:
-    o = prep.options
     est = Estimate(prep.plan.by_protocol())
-    arg_tokens = int(o.word_limit * 1.4)
-    seen_transcripts: set[str] = set()
+    est.exact_models = sorted(label for label, c in prep.cards.items() if c.provider == "sim")
+    per_part: dict[tuple[str, str, bool], Tally] = {}  # (model, task, tournament?)
 
-    per_task: dict[tuple[str, str], Tally] = {}
-    task_of_call = ""
+    def add(ep: Episode, call: dict[str, Any]) -> None:
+        label = str(call["model"])
+        for t in (est.models.setdefault(label, Tally()), est.roles.setdefault(str(call["role"]), Tally()),
+                  per_part.setdefault((label, ep.task, isinstance(ep, TournamentEpisode)), Tally())):
+            t.calls += 1
+            if call.get("cache_hit"):
+                t.cached += 1
+            else:
+                t.input_tokens += int(call["input_tokens"])
+                t.output_tokens += int(call["output_tokens"])
 
-    def add(model: str, calls: int, inp: int, out: int) -> None:
-        for t in (est.models.setdefault(model, Tally()), per_task.setdefault((model, task_of_call), Tally())):
-            t.calls += calls
-            t.input_tokens += inp
-            t.output_tokens += out
-
-    judge_out = 250 if o.judge_mode == "cot" else 8
-    for ep in prep.plan.episodes:
-        task_of_call = ep.task
-        base = (len(ep.item.question) + sum(map(len, ep.item.answers))) // 4 + PROMPT_OVERHEAD_TOKENS
-        article = len(ep.item.article or "") // 4
-        if o.judge_mode == "fewshot":
-            base += o.shots * (base - PROMPT_OVERHEAD_TOKENS)
-        if ep.protocol in ("qa", "qa_with_article"):
-            add(ep.judge, 1, base + (article if ep.protocol == "qa_with_article" else 0), judge_out)
-        elif ep.protocol == "consultancy":
-            _consultancy(ep, o.consultancy_rounds, base, article, arg_tokens, judge_out, add)
-        elif ep.protocol == "debate":
-            rounds = o.rounds
-            if ep.transcript_key not in seen_transcripts:
-                seen_transcripts.add(ep.transcript_key or "")
-                _debate(ep, rounds, o.best_of, o.interactive, base, article, arg_tokens, add)
-            add(ep.judge, 1, base + 2 * rounds * arg_tokens, judge_out)
+    asyncio.run(_rehearse(prep, add))
     for label, tally in est.models.items():
         est.cost_usd += prep.cards[label].cost(tally.input_tokens, tally.output_tokens)
-    _project(prep, est, per_task)
+    _project(prep, est, per_part)
     return est
 
 
-def _project(prep: Prepared, est: Estimate, per_task: dict[tuple[str, str], Tally]) -> None:
+async def _rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], None]) -> None:
+    episodes = prep.plan.episodes
+    models = {label: stand_in_model(card, prep.options.word_limit) for label, card in prep.cards.items()}
+    pending = prep.plan.judges_per_transcript()
+    first_judged = {ep.transcript_key: ep for ep in reversed(episodes) if ep.transcript_key}
+    failures: list[tuple[Episode, str]] = []
+
+    def on_transcript(record: dict[str, Any], *_: object) -> None:
+        ep = first_judged[record["transcript_id"]]
+        for call in record["calls"]:
+            add(ep, call)
+
+    rt = Runtime(models, prep.options, Templates(), prep.items, dict(pending), prep.debaters, "dry-run",
+                 on_transcript=on_transcript, seed=prep.spec.seed)
+    queue = iter(episodes)
+
+    async def worker() -> None:
+        for ep in queue:
+            record, _ = await execute(rt, ep)
+            if record["row"].get("error"):
+                failures.append((ep, str(record["row"]["error"])))
+            for call in record["calls"]:
+                add(ep, call)
+            if ep.transcript_key:
+                pending[ep.transcript_key] -= 1
+                if pending[ep.transcript_key] == 0:
+                    rt.forget(ep.transcript_key)
+
+    await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, max(1, len(episodes))))))
+    if failures:
+        ep, error = failures[0]
+        raise OversightError(
+            f"Dry run of '{prep.spec.name}': {len(failures)} episode(s) failed in rehearsal, e.g. "
+            f"{ep.protocol} on task '{ep.task}' item '{ep.item.item_id}': {error}. The real run would "
+            f"fail the same way; this is a bug in oversight, not in the spec."
+        )
+
+
+def _project(prep: Prepared, est: Estimate, per_part: dict[tuple[str, str, bool], Tally]) -> None:
     limit = prep.spec.limit
     scale = {t: limit / len(items) for t, items in prep.items.items() if limit and items and len(items) < limit}
-    if not scale:
-        return
+    if not any(e.task in scale and not isinstance(e, TournamentEpisode) for e in prep.plan.episodes):
+        return  # nothing would grow with more items
+
+    def factor(task: str, tournament: bool) -> float:
+        return 1.0 if tournament else scale.get(task, 1.0)
+
     proj = Tally()
-    for (label, task), t in per_task.items():
-        f = scale.get(task, 1.0)
+    for (label, task, tournament), t in per_part.items():
+        f = factor(task, tournament)
         proj.calls += round(t.calls * f)
+        proj.cached += round(t.cached * f)
         proj.input_tokens += round(t.input_tokens * f)
         proj.output_tokens += round(t.output_tokens * f)
-        est.projected_cost_usd += prep.cards[label].cost(t.input_tokens * f, t.output_tokens * f)  # type: ignore[arg-type]
+        est.projected_cost_usd += prep.cards[label].cost(round(t.input_tokens * f), round(t.output_tokens * f))
     est.projected = proj
-    est.projected_episodes = round(sum(scale.get(e.task, 1.0) for e in prep.plan.episodes))
-
-
-def _consultancy(ep: Episode, rounds: int, base: int, article: int, arg: int, judge_out: int, add) -> None:  # type: ignore[no-untyped-def]
-    assert ep.agent is not None
-    for r in range(rounds):
-        add(ep.agent, 1, base + article + r * (arg + 60), 2 * arg)
-        if r:
-            add(ep.judge, 1, base + r * arg, 60)
-    add(ep.judge, 1, base + rounds * (arg + 60), judge_out)
-
-
-def _debate(ep: Episode, rounds: int, best_of: int, interactive: bool, base: int, article: int, arg: int, add) -> None:  # type: ignore[no-untyped-def]
-    for side in (ep.agent, ep.agent_b):
-        assert side is not None
-        for r in range(rounds):
-            history = 2 * r * arg
-            add(side, 1, base + article + history, 2 * arg * best_of)
-            if best_of > 1:
-                add(side, 1, base + history + best_of * arg, 8)
-    if interactive:
-        for r in range(1, rounds):
-            add(ep.judge, 1, base + 2 * r * arg, 60)
+    est.projected_episodes = round(
+        sum(factor(e.task, isinstance(e, TournamentEpisode)) for e in prep.plan.episodes)
+    )

@@ -53,8 +53,10 @@ class Runtime:
 
 def _options_for(rt: Runtime, ep: Episode) -> Options:
     opts = rt.options
-    if ep.protocol == "debate" and ep.rounds is not None and ep.rounds != opts.rounds:
-        opts = dataclasses.replace(opts, rounds=ep.rounds)  # a tournament's own round count
+    from oversight.engine.tournament import TournamentEpisode
+
+    if isinstance(ep, TournamentEpisode):
+        opts = ep.options(opts)  # the tournament's own rounds and turns, never the spec's `debate:`
     if opts.judge_mode == "fewshot":
         # Built only when used: it is O(items) per episode.
         pool = tuple(i for i in rt.items.get(ep.task, []) if i.item_id != ep.item.item_id)

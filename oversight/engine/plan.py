@@ -13,10 +13,14 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oversight.errors import OversightError, unknown_name
 from oversight.task.item import Item
+
+if TYPE_CHECKING:
+    from oversight.engine.tournament import Debater as Debater
+    from oversight.engine.tournament import plan_tournament as plan_tournament
 
 RUNNABLE = ("qa", "qa_with_article", "consultancy", "debate")
 DERIVED = {"open_consultancy": "consultancy", "open_debate": "debate"}
@@ -145,59 +149,12 @@ def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
     return Plan(list(episodes.values()), notes)
 
 
-@dataclass(frozen=True)
-class Debater:
-    """One tournament player: a model and its best-of-N."""
+def __getattr__(name: str) -> Any:
+    # Debater and plan_tournament live in oversight/engine/tournament.py, which imports this
+    # module; re-exporting them lazily keeps `from oversight.engine.plan import Debater`
+    # working without an import cycle.
+    if name in ("Debater", "plan_tournament"):
+        from oversight.engine import tournament
 
-    name: str
-    model: str  # model label
-    best_of: int = 1
-
-
-def plan_tournament(
-    items: dict[str, list[Item]], debaters: list[Debater], judge: str, pairings: int, rounds: int,
-    self_play: bool, seed: int,
-) -> list[Episode]:
-    """Cross-play debates between debater configs, spread evenly over tasks and pairs, each
-    in both answer orders (so every debater argues both sides); plus self-play debates of
-    every debater on the same items, for judge accuracy against Elo.
-
-    Pairing m uses the m-th pair (alternating who speaks first) on the next item of the
-    m-th task, so pairs and tasks are covered as evenly as the numbers allow.
-    """
-    if len(debaters) < 2:
-        raise OversightError("tournament: needs at least two debaters.")
-    pairs = [(a, b) for i, a in enumerate(debaters) for b in debaters[i + 1 :]]
-    tasks = sorted(items)
-    rng = random.Random(f"tournament:{seed}")
-    queues = {t: rng.sample(items[t], len(items[t])) for t in tasks}
-    cursor = dict.fromkeys(tasks, 0)
-    episodes: dict[str, Episode] = {}
-    used: dict[tuple[str, str], Item] = {}
-
-    def debate_episode(item: Item, order: int, alice: Debater, bob: Debater) -> Episode:
-        key = digest("tournament", item.task, item.item_id, order, alice, bob, rounds)
-        return Episode(
-            digest("tournament-judge", key, judge), "debate", item, order, judge, alice.name, bob.name,
-            "correct" if order == 0 else "incorrect", key, best_of=alice.best_of, best_of_b=bob.best_of,
-            rounds=rounds, turn_style="simultaneous",
-        )
-
-    for m in range(pairings):
-        a, b = pairs[m % len(pairs)]
-        if (m // len(pairs)) % 2:
-            a, b = b, a
-        task = tasks[m % len(tasks)]
-        item = queues[task][cursor[task] % len(queues[task])]
-        cursor[task] += 1
-        used[(item.task, item.item_id)] = item
-        for order in (0, 1):
-            ep = debate_episode(item, order, a, b)
-            episodes[ep.episode_id] = ep
-    if self_play:
-        for item in used.values():
-            for d in debaters:
-                for order in (0, 1):
-                    ep = debate_episode(item, order, d, d)
-                    episodes[ep.episode_id] = ep
-    return list(episodes.values())
+        return getattr(tournament, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -83,8 +83,9 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
     tournament = []
     if spec.tournament is not None:
         t = spec.tournament
-        t_judge = _card(t.judge, f"{source} (tournament.judge)", cards)
-        roles["judge"] = sorted({*judges, t_judge})
+        key = "judge" if t.judge is not None else "judges"
+        t_judges = [_card(j, f"{source} (tournament.{key})", cards) for j in t.judge_refs(source)]
+        roles["judge"] = sorted({*judges, *t_judges})
         players: list[Debater] = []
         for i, d in enumerate(t.debaters):
             label = _card(d.model, f"{source} (tournament.debaters[{i}])", cards)
@@ -94,7 +95,10 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
             players.append(Debater(name, label, d.best_of))
             roles["agent"].append(label)
         debaters.update({p.name: p for p in players})
-        tournament = plan_tournament(items, players, t_judge, t.pairings, t.rounds, t.self_play, spec.seed)
+        tournament = plan_tournament(
+            items, players, t_judges, pairings=t.pairings, rounds=t.rounds, turns=t.turns,
+            self_play=t.self_play, seed=spec.seed, limit=spec.limit, where=source,
+        )
     if check_keys:
         for card in cards.values():
             card.api_key()  # a missing key is an error before any call is made

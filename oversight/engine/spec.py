@@ -43,11 +43,28 @@ class DebaterConfig(Strict):
 
 
 class TournamentSpec(Strict):
+    """Cross-play debates between debater configs (engine/tournament.py has the design).
+
+    Its debates use `rounds` and `turns` from here, never the spec's `debate:` block, and
+    are never interactive. Give one judge as `judge:` or several as `judges:`."""
+
     debaters: list[DebaterConfig]
-    pairings: int = Field(64, ge=1)  # cross-play pairings, spread evenly over the tasks
-    judge: ModelRef
+    # Cross-play pairings, each played in both answer orders: a multiple of pairs × tasks
+    # (null: one pairing per pair per task).
+    pairings: int | None = Field(None, ge=1)
+    judge: ModelRef | None = None
+    judges: list[ModelRef] = []
     rounds: int = Field(1, ge=1)
+    turns: Literal["simultaneous", "sequential"] = "simultaneous"
     self_play: bool = True
+
+    def judge_refs(self, source: str) -> list[ModelRef]:
+        if (self.judge is None) == (not self.judges):
+            raise OversightError(
+                f"{source} (tournament): name the tournament's judge as `judge: MODEL` or its judges as "
+                f"`judges: [MODEL, ...]` (each is fitted separately), exactly one of the two."
+            )
+        return [self.judge] if self.judge is not None else list(self.judges)
 
 
 class RunSpec(Strict):

@@ -8,13 +8,19 @@ over the players (or, with `anchor=`, by putting that player at 0). 95% CIs are
 percentiles of ratings refitted on games resampled with replacement.
 
 From debate judgments:
-- `debate_games` turns each judged debate into a game: Alice (`agent`) defends answer 1,
-  Bob (`agent_b`) answer 2, and the judge's answer names the winner. With
+- `debate_games` turns each judged cross-play debate into a game: Alice (`agent`) defends
+  answer 1, Bob (`agent_b`) answer 2, and the judge's answer names the winner. With
   `split_sides=True` a player is `model|correct` or `model|incorrect` by the side it
   argued, so the gap between the two is the advantage of arguing for the truth.
+  Self-play debates are never games. A config cannot beat itself; split by side, a
+  self-play debate would pit a config's correct half against its own incorrect half, so
+  the split ratings would rest on other games than the aggregate ones (mostly self-play in
+  a tournament with self-play). Khan et al.'s ratings.py rates cross-play only, as here.
 - `elo_table` fits aggregate and split ratings per tournament (debate rows sharing a
-  judge, round count and turn style that include at least one cross-play game) and adds
-  the judge's accuracy on each debater's self-play debates.
+  judge, round count and turn style that include at least one cross-play game), so every
+  judge of a tournament gets ratings of its own, and adds the judge's accuracy on each
+  debater's self-play debates. `by_group=True` adds fits per task group (extractive,
+  closed, …) beside the pooled one (`group` = "all").
 - `elo_slope_table` fits judge accuracy (self-play) against aggregate Elo by least squares
   and bootstraps the slope, resampling games and self-play items together.
 
@@ -35,12 +41,14 @@ from oversight.score.frame import is_cross_play, mean_ci, normalize_judgments
 
 LN10 = float(np.log(10.0))
 
+POOLED = "all"  # the `group` of fits over every task group together
+
 ELO_COLUMNS = [
-    "judge", "rounds", "turn_style", "kind", "player", "elo", "ci_low", "ci_high", "n_games",
+    "judge", "rounds", "turn_style", "group", "kind", "player", "elo", "ci_low", "ci_high", "n_games",
     "score", "selfplay_accuracy", "selfplay_ci_low", "selfplay_ci_high", "selfplay_n_items",
 ]  # fmt: skip
 SLOPE_COLUMNS = [
-    "judge", "rounds", "turn_style", "n_players", "slope_per_100", "ci_low", "ci_high",
+    "judge", "rounds", "turn_style", "group", "n_players", "slope_per_100", "ci_low", "ci_high",
     "intercept",
 ]  # fmt: skip
 
@@ -195,18 +203,19 @@ def fit_elo(
 
 
 def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataFrame:
-    """Judged debates as games: Alice = `agent` (answer 1) vs Bob = `agent_b` (answer 2).
+    """Judged cross-play debates as games: Alice = `agent` (answer 1) vs Bob = `agent_b`
+    (answer 2).
 
-    The winner is Alice if the judge answered 1, else Bob. Invalid, refused and failed
-    verdicts are dropped: they say nothing about the debaters. With `split_sides`, players
-    are named `model|correct` / `model|incorrect` after the side each argued.
+    The winner is Alice if the judge answered 1, else Bob. Self-play debates are dropped
+    (see the module docstring), and so are invalid, refused and failed verdicts: they say
+    nothing about the debaters. With `split_sides`, players are named `model|correct` /
+    `model|incorrect` after the side each argued.
     """
     j = normalize_judgments(judgments)
     answer = pd.to_numeric(j["judge_answer"], errors="coerce")
     keep = (
         j["protocol"].astype(str).eq("debate")
-        & j["agent"].notna()
-        & j["agent_b"].notna()
+        & is_cross_play(j)
         & j["verdict_status"].eq("ok")
         & answer.isin([1, 2])
     )
@@ -221,7 +230,7 @@ def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataF
         "player_a": a.to_numpy(), "player_b": b.to_numpy(),
         "winner": np.where(answer.eq(1).to_numpy(), a.to_numpy(), b.to_numpy()),
     })
-    for col in ("judge", "task", "item_id", "order", "rounds", "turn_style"):
+    for col in ("judge", "task", "group", "item_id", "order", "rounds", "turn_style"):
         games[col] = j[col].to_numpy()
     return games
 
@@ -249,36 +258,56 @@ def selfplay_scores(debates: pd.DataFrame) -> pd.DataFrame:
             .rename("score").reset_index())
 
 
-def elo_table(
-    judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0
-) -> pd.DataFrame:
-    """Aggregate and side-split Elo per tournament, with self-play judge accuracy.
+def _scopes(rows: pd.DataFrame, by_group: bool) -> list[tuple[str, pd.DataFrame]]:
+    """The pooled rows, then (with `by_group`) each task group's rows that hold cross-play."""
+    scopes = [(POOLED, rows)]
+    if by_group:
+        groups = rows["group"].astype(object)
+        for group in sorted(groups.dropna().astype(str).unique()):
+            part = rows[groups.eq(group)]
+            if is_cross_play(part).any():
+                scopes.append((group, part))
+    return scopes
 
-    `kind` is 'aggregate', 'correct' or 'incorrect' (the split ratings share one fit, so
-    correct − incorrect is the advantage of arguing for the truth); `player` is the model
-    label. Self-play columns are filled on aggregate rows.
+
+def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int) -> pd.DataFrame:
+    """Aggregate and split ratings of one tournament's rows, with self-play accuracy."""
+    agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed)
+    agg["kind"] = "aggregate"
+    split = fit_elo(debate_games(rows, split_sides=True), scale=scale, bootstrap=bootstrap, seed=seed)
+    names = split["player"].str.rsplit("|", n=1)
+    split["kind"] = names.str[1]
+    split["player"] = names.str[0]
+    block = pd.concat([agg, split], ignore_index=True)
+    acc = []
+    for player, scores in selfplay_scores(rows).groupby("player"):
+        m, lo, hi = mean_ci(scores["score"].to_numpy())
+        acc.append({"player": player, "kind": "aggregate", "selfplay_accuracy": m,
+                    "selfplay_ci_low": lo, "selfplay_ci_high": hi, "selfplay_n_items": len(scores)})
+    if acc:
+        block = block.merge(pd.DataFrame(acc), on=["player", "kind"], how="left")
+    return block
+
+
+def elo_table(
+    judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0,
+    by_group: bool = False,
+) -> pd.DataFrame:
+    """Aggregate and side-split Elo per tournament (one per judge), with self-play judge
+    accuracy.
+
+    `kind` is 'aggregate', 'correct' or 'incorrect' (the split ratings share one fit of
+    cross-play games only, so correct − incorrect is the advantage of arguing for the
+    truth); `player` is the model label. Self-play columns are filled on aggregate rows.
+    `group` is "all" for the pooled fit; `by_group=True` adds one fit per task group.
     """
     parts = []
     for (judge, rounds, turn_style), rows in tournaments(judgments):
-        agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed)
-        agg["kind"] = "aggregate"
-        split = fit_elo(debate_games(rows, split_sides=True), scale=scale,
-                        bootstrap=bootstrap, seed=seed)
-        names = split["player"].str.rsplit("|", n=1)
-        split["kind"] = names.str[1]
-        split["player"] = names.str[0]
-        sp = selfplay_scores(rows)
-        acc = []
-        for player, scores in sp.groupby("player"):
-            m, lo, hi = mean_ci(scores["score"].to_numpy())
-            acc.append({"player": player, "kind": "aggregate", "selfplay_accuracy": m,
-                        "selfplay_ci_low": lo, "selfplay_ci_high": hi,
-                        "selfplay_n_items": len(scores)})
-        block = pd.concat([agg, split], ignore_index=True)
-        if acc:
-            block = block.merge(pd.DataFrame(acc), on=["player", "kind"], how="left")
-        block["judge"], block["rounds"], block["turn_style"] = judge, rounds, turn_style
-        parts.append(block)
+        for group, scoped in _scopes(rows, by_group):
+            block = _elo_block(scoped, scale, bootstrap, seed)
+            block["judge"], block["rounds"], block["turn_style"] = judge, rounds, turn_style
+            block["group"] = group
+            parts.append(block)
     if not parts:
         return pd.DataFrame(columns=ELO_COLUMNS)
     out = pd.concat(parts, ignore_index=True).reindex(columns=ELO_COLUMNS)
@@ -333,15 +362,19 @@ def accuracy_elo_slope(
 
 
 def elo_slope_table(
-    judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0
+    judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0,
+    by_group: bool = False,
 ) -> pd.DataFrame:
-    """Judge accuracy (self-play) vs aggregate Elo: slope per 100 Elo and CI per tournament."""
+    """Judge accuracy (self-play) vs aggregate Elo: slope per 100 Elo and CI per tournament
+    (and, with `by_group`, per task group as well as pooled)."""
     rows = []
     for (judge, rounds, turn_style), block in tournaments(judgments):
-        scores = selfplay_scores(block)
-        if scores["player"].nunique() < 2:
-            continue
-        res = accuracy_elo_slope(debate_games(block), scores, scale=scale,
-                                 bootstrap=bootstrap, seed=seed)
-        rows.append({"judge": judge, "rounds": rounds, "turn_style": turn_style, **res})
+        for group, scoped in _scopes(block, by_group):
+            scores = selfplay_scores(scoped)
+            if scores["player"].nunique() < 2:
+                continue
+            res = accuracy_elo_slope(debate_games(scoped), scores, scale=scale,
+                                     bootstrap=bootstrap, seed=seed)
+            rows.append({"judge": judge, "rounds": rounds, "turn_style": turn_style, "group": group,
+                         **res})
     return pd.DataFrame(rows, columns=SLOPE_COLUMNS)

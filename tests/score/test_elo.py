@@ -158,3 +158,48 @@ def test_no_tournament_no_rows():
     j = pd.DataFrame([debate("A", "A", 1, 1), debate("A", "A", 2, 1)])
     assert len(elo_table(j)) == 0
     assert len(elo_slope_table(j)) == 0
+
+
+def test_split_ratings_come_from_cross_play_only():
+    """Self-play debates are no games for either fit: with them the split ratings rested
+    mostly on a config's debates against itself."""
+    elos = {"w": -200.0, "m": 0.0, "s": 200.0}
+    j = tournament_frame(elos, n_games=300, n_selfplay_items=60, seed=2)
+    cross = j[j.agent != j.agent_b]
+    with_sp = elo_table(j, bootstrap=0).set_index(["kind", "player"])
+    without = elo_table(cross, bootstrap=0).set_index(["kind", "player"])
+    for kind in ("aggregate", "correct", "incorrect"):
+        for p in elos:
+            assert with_sp.loc[(kind, p), "elo"] == pytest.approx(without.loc[(kind, p), "elo"], abs=1e-6)
+            assert with_sp.loc[(kind, p), "n_games"] == without.loc[(kind, p), "n_games"]
+    split_games = with_sp.xs("correct")["n_games"].sum() + with_sp.xs("incorrect")["n_games"].sum()
+    assert split_games == 2 * len(cross)
+    assert len(debate_games(j, split_sides=True)) == len(cross)
+
+
+def test_elo_per_task_group_beside_the_pooled_fit():
+    """A debater that wins on extractive tasks and loses on closed ones: the pooled fit
+    averages it out, the group fits show both."""
+    ext = tournament_frame({"a": 200.0, "b": -200.0}, n_games=400, n_selfplay_items=10, seed=1)
+    closed = tournament_frame({"a": -200.0, "b": 200.0}, n_games=400, n_selfplay_items=10, seed=2)
+    closed = closed.assign(task="mmlu", group="closed", item_id="c" + closed.item_id)
+    j = pd.concat([ext, closed], ignore_index=True)
+    pooled = elo_table(j, bootstrap=0)
+    assert set(pooled.group) == {"all"}
+    t = elo_table(j, bootstrap=20, by_group=True)
+    assert set(t.group) == {"all", "extractive", "closed"}
+    agg = t[t.kind == "aggregate"].set_index(["group", "player"])["elo"]
+    assert agg[("extractive", "a")] > 100 and agg[("closed", "a")] < -100
+    assert abs(agg[("all", "a")]) < 60
+    assert agg[("all", "a")] == pytest.approx(pooled.set_index(["kind", "player"]).loc[("aggregate", "a"), "elo"])
+    slopes = elo_slope_table(j, bootstrap=10, by_group=True)
+    assert set(slopes.group) == {"all", "extractive", "closed"}
+
+
+def test_every_judge_of_a_tournament_is_fitted_separately():
+    a = tournament_frame({"x": 150.0, "y": -150.0}, n_games=300, n_selfplay_items=5, judge="J1", seed=3)
+    b = tournament_frame({"x": -150.0, "y": 150.0}, n_games=300, n_selfplay_items=5, judge="J2", seed=4)
+    t = elo_table(pd.concat([a, b], ignore_index=True), bootstrap=0)
+    agg = t[t.kind == "aggregate"].set_index(["judge", "player"])["elo"]
+    assert agg[("J1", "x")] > 50 and agg[("J2", "x")] < -50
+    assert (t.groupby("judge").n_games.sum() == 2 * 2 * 300).all()  # 2 players a game, aggregate + split
