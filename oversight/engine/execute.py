@@ -1,13 +1,22 @@
 """Running one episode: dispatch to its protocol, then turn the outcome into stored rows.
 
 A failing model call (or any other failure inside the episode) fails that episode only: it
-is recorded with `verdict_status = "error"` and the error text, and the run goes on.
+is recorded with `verdict_status = "error"` and the error text, and the run goes on. An
+authentication, permission or not-found error is different: every later call to that
+model would fail the same way, so it is raised to the run as `Fatal` through `on_fatal`,
+which stops scheduling new episodes.
+
+A debate transcript already in the journal (an earlier pass of a resumed run) is reused,
+never generated again: every judge of one transcript judges the same text, and a resume
+with the cache off repeats no finished call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +27,8 @@ from oversight.protocol.context import CallRecord, Context, Options
 from oversight.protocol.prompts import Templates
 from oversight.protocol.transcript import Transcript, Turn, Verdict
 from oversight.task.item import Item
+
+FATAL_KINDS = ("auth", "not_found")
 
 
 @dataclass
@@ -38,7 +49,11 @@ class Runtime:
     judges_per_transcript: dict[str, int]
     debaters: dict[str, Debater]  # agent names in episodes -> model label and best-of-N
     run_id: str
-    on_transcript: Callable[[dict[str, Any]], None]
+    on_transcript: Callable[[dict[str, Any], dict[str, str]], None]
+    seed: int = 0
+    # Transcript records already journaled (by transcript id), reused instead of regenerated.
+    journaled: dict[str, dict[str, Any]] = field(default_factory=dict)
+    on_fatal: Callable[[CallFailure], None] = lambda failure: None
     _shared: dict[str, asyncio.Task[Shared]] = field(default_factory=dict)
 
     def shared(self, key: str, make: Callable[[], Awaitable[Shared]]) -> Awaitable[Shared]:
@@ -93,11 +108,14 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
         key = ep.transcript_key
 
         async def make() -> Shared:
-            tctx = Context(ep.item, ep.order, ctx.options, rt.templates, episode_id="", transcript_id=key)
+            if key in rt.journaled:
+                return shared_from_record(rt.journaled[key])
+            tctx = Context(ep.item, ep.order, ctx.options, rt.templates, episode_id="", transcript_id=key,
+                           seed=rt.seed, replicate=ep.replicate)
             questioner = judge if rt.options.interactive else None
             transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
             cost = sum(c.cost_usd for c in tctx.calls)
-            rt.on_transcript(transcript_record(ep, transcript, tctx.calls))
+            rt.on_transcript(transcript_record(ep, transcript, tctx.calls), tctx.prompts)
             return Shared(transcript, tctx.calls, cost)
 
         shared = await rt.shared(key, make)
@@ -109,10 +127,11 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
     raise ValueError(f"protocol {ep.protocol} is not runnable")
 
 
-async def execute(rt: Runtime, ep: Episode) -> dict[str, Any]:
-    """Run an episode and return its journal record."""
+async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run an episode; return its journal record and the prompts its calls sent."""
     tid = ep.transcript_key or ep.episode_id
-    ctx = Context(ep.item, ep.order, _options_for(rt, ep), rt.templates, ep.episode_id, tid)
+    ctx = Context(ep.item, ep.order, _options_for(rt, ep), rt.templates, ep.episode_id, tid,
+                  seed=rt.seed, replicate=ep.replicate)
     transcript: Transcript | None = None
     verdict: Verdict
     share, offset = 0.0, 0
@@ -122,6 +141,8 @@ async def execute(rt: Runtime, ep: Episode) -> dict[str, Any]:
     except CallFailure as failure:
         error = str(failure)
         verdict = Verdict(None, "", "error", error=error)
+        if failure.error.kind in FATAL_KINDS:
+            rt.on_fatal(failure)
     except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
         error = f"internal error: {type(exc).__name__}: {exc}"
         verdict = Verdict(None, "", "error", error=error)
@@ -134,7 +155,7 @@ async def execute(rt: Runtime, ep: Episode) -> dict[str, Any]:
         "row": row,
         "turns": turns,
         "calls": [record_dict(c) for c in ctx.calls],
-    }
+    }, ctx.prompts
 
 
 def record_dict(obj: object) -> dict[str, Any]:
@@ -148,6 +169,7 @@ def judgment_row(
 ) -> dict[str, Any]:
     correct = Item.correct_position(ep.order)
     judge_calls = [c for c in ctx.calls if c.speaker == "Judge"]
+    verdict_calls = [c for c in judge_calls if c.role == "judge"]
     p_correct = v.probs[correct - 1] if v.probs else None
     labels = [ep.judge, *(rt.debaters[a].model for a in (ep.agent, ep.agent_b) if a)]
     simulated = any(rt.models[m].simulated for m in labels)
@@ -180,6 +202,8 @@ def judgment_row(
         "simulated": simulated,
         "error": error,
         "judge_raw": v.raw,
+        "replicate": ep.replicate,
+        "judge_prompt_id": verdict_calls[-1].prompt_id if verdict_calls else None,
     }
 
 
@@ -196,6 +220,7 @@ def turn_row(ep: Episode, tid: str, index: int, t: Turn, judge: str | None) -> d
         agent=speaker_model if speaker_model else (judge if t.speaker == "Judge" else None),
         judge=judge,
         episode_id=ep.episode_id if ep.protocol != "debate" else None,
+        replicate=ep.replicate,
     )
     return row
 
@@ -207,4 +232,33 @@ def transcript_record(ep: Episode, transcript: Transcript, calls: list[CallRecor
         "transcript_id": transcript.transcript_id,
         "turns": [turn_row(ep, transcript.transcript_id, i, t, judge) for i, t in enumerate(transcript.turns)],
         "calls": [record_dict(c) for c in calls],
+    }
+
+
+TURN_FIELDS = tuple(f.name for f in dataclasses.fields(Turn))
+
+
+def shared_from_record(record: dict[str, Any]) -> Shared:
+    """A journaled debate transcript, as the judges of a resumed run read it."""
+    turns = [Turn(**{k: r[k] for k in TURN_FIELDS if k in r}) for r in record.get("turns", [])]
+    calls = record.get("calls", [])
+    cost = sum(c.get("cost_usd") or 0.0 for c in calls)
+    return Shared(Transcript(record["transcript_id"], turns), [], cost)
+
+
+def item_row(item: Item) -> dict[str, Any]:
+    """items.parquet: the item as the run showed it."""
+    article = item.article
+    return {
+        "task": item.task,
+        "item_id": item.item_id,
+        "group": item.group,
+        "question": item.question,
+        "answer_0": item.answers[0],
+        "answer_1": item.answers[1],
+        "correct": item.correct,
+        "article_sha256": hashlib.sha256(article.encode("utf-8")).hexdigest() if article else None,
+        "article_chars": len(article) if article else None,
+        "n_images": len(item.images),
+        "meta": json.dumps(item.meta, default=str, ensure_ascii=False, sort_keys=True),
     }

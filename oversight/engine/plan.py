@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from oversight.errors import OversightError, unknown_name
@@ -43,6 +43,7 @@ class Episode:
     best_of_b: int | None = None
     rounds: int | None = None
     turn_style: str | None = None
+    replicate: int = 0  # independent repeats of the same episode (fresh samples)
 
     @property
     def task(self) -> str:
@@ -62,6 +63,7 @@ class PlanSettings:
     seed: int
     debate: dict[str, Any]
     consultancy_rounds: int
+    replicates: int = 1
 
 
 @dataclass
@@ -74,6 +76,16 @@ class Plan:
         for e in self.episodes:
             out[e.protocol] = out.get(e.protocol, 0) + 1
         return out
+
+    def salted(self, salt: str) -> Plan:
+        """The plan with every episode id and transcript key bound to `salt`, the hash of
+        the run's resolved identity (engine/identity.py): ids of runs whose settings differ
+        never coincide, so one journal can only ever hold one experiment."""
+        def bind(ep: Episode) -> Episode:
+            key = digest(ep.transcript_key, salt) if ep.transcript_key else None
+            return replace(ep, episode_id=digest(ep.episode_id, salt), transcript_key=key)
+
+        return Plan([bind(e) for e in self.episodes], self.notes)
 
     def judges_per_transcript(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -119,21 +131,22 @@ def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
     for task, task_items in items.items():
         if "qa_with_article" in wanted and task_items and task_items[0].group != "extractive":
             notes.append(f"qa_with_article applies to extractive tasks only; not run on '{task}'.")
+    for rep, task_items in ((r, ti) for r in range(s.replicates) for ti in items.values()):
         for item in task_items:
-            base = (item.task, item.item_id)
+            base = (item.task, item.item_id, rep)
             for order in orders_for(item, s.orders, s.seed):
                 correct_first = order == 0
                 for judge in s.judges:
                     if "qa" in runnable:
-                        add(Episode(digest("qa", *base, order, judge), "qa", item, order, judge))
+                        add(Episode(digest("qa", *base, order, judge), "qa", item, order, judge, replicate=rep))
                     if "qa_with_article" in runnable and item.group == "extractive":
                         eid = digest("qa_with_article", *base, order, judge)
-                        add(Episode(eid, "qa_with_article", item, order, judge))
+                        add(Episode(eid, "qa_with_article", item, order, judge, replicate=rep))
                     if "consultancy" in runnable:
                         for assigned in ("correct", "incorrect"):
                             eid = digest("consultancy", *base, order, judge, s.agent, assigned, s.consultancy_rounds)
                             add(Episode(eid, "consultancy", item, order, judge, s.agent, None, assigned,
-                                        rounds=s.consultancy_rounds))
+                                        rounds=s.consultancy_rounds, replicate=rep))
                     if "debate" in runnable:
                         key = digest("debate", *base, order, s.agent, s.agent, *debate_opts,
                                      judge if d["interactive"] else None)
@@ -141,11 +154,11 @@ def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
                         add(Episode(eid, "debate", item, order, judge, s.agent, s.agent,
                                     "correct" if correct_first else "incorrect", key,
                                     best_of=d["best_of"], best_of_b=d["best_of"], rounds=d["rounds"],
-                                    turn_style=d["turns"]))
+                                    turn_style=d["turns"], replicate=rep))
                 if needs_agent_qa and s.agent is not None:
                     proto = "qa_with_article" if item.group == "extractive" else "qa"
                     add(Episode(digest(proto, *base, order, s.agent), proto, item, order, s.agent,
-                                qa_role="agent"))
+                                qa_role="agent", replicate=rep))
     return Plan(list(episodes.values()), notes)
 
 

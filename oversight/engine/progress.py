@@ -43,13 +43,14 @@ class Reporter:
         self.live = self.stream.isatty()
         self._progress: Progress | None = None
         self._task = None
+        self._base = snapshot().done  # a resume's rate counts only its own episodes
 
     def _line(self, s: Snapshot) -> str:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         return (
             f"{s.done}/{s.total} episodes · {s.errors} errors · {s.calls} calls "
             f"({s.cache_hits} cached) · {s.tokens:,} tokens · ${s.cost_usd:.4f} · "
-            f"{s.done / elapsed:.1f} ep/s"
+            f"{(s.done - self._base) / elapsed:.1f} ep/s"
         )
 
     def __enter__(self) -> Reporter:

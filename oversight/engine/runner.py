@@ -1,19 +1,22 @@
 """`oversight.run`: prepare, plan, run episodes concurrently, journal, seal.
 
 A run directory holds spec.yaml, manifest.json, journal.jsonl (the crash-safe record of
-finished work) and, once sealed, judgments/turns/calls.parquet. Killing the process at any
-point loses nothing that had finished; `resume=True` skips finished episodes and every call
-they made is answered from the response cache.
+finished work) and, once sealed, judgments/turns/calls/items/prompts.parquet. Killing the
+process at any point loses nothing that had finished. `resume=True` continues the same
+experiment only (engine/rundir.py checks its identity), skips finished episodes, runs the
+ones that ended in error again (unless `keep_errors`), and reuses journaled transcripts;
+every call they already made is answered from the response cache.
+
+Totals and the budget span every invocation of a run: they are computed from the journal,
+whose `pass` records also account for calls made by episodes an invocation did not finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import json
-import os
 import platform
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,152 +26,135 @@ import pandas as pd
 import yaml
 
 import oversight
-from oversight.engine.execute import Runtime, execute
+from oversight.engine.execute import Runtime, execute, item_row
+from oversight.engine.identity import identity_hash, run_identity
 from oversight.engine.prepare import Prepared, prepare
 from oversight.engine.progress import Reporter, Snapshot
+from oversight.engine.rundir import (
+    MANIFEST,
+    check_same_experiment,
+    choose_run_dir,
+    git_commit,
+    read_manifest,
+    write_json,
+)
 from oversight.engine.spec import RunSpec, spec_from_any
-from oversight.errors import OversightError
 from oversight.model.cache import ResponseCache
 from oversight.model.providers import make_api
-from oversight.model.wrapper import Model
+from oversight.model.wrapper import CallFailure, Model
 from oversight.protocol.prompts import Templates
-from oversight.store.journal import Journal, read_journal
-from oversight.store.tables import JUDGMENT_COLUMNS, collect, frame, seal
+from oversight.store.collect import Collected, collect, totals
+from oversight.store.journal import Journal, JournalWriteError
+from oversight.store.lock import RunLock
+from oversight.store.tables import JUDGMENT_COLUMNS, frame, seal
+
+# Exit codes (DESIGN §11): 0 success; 1 errored episodes or a fail-fast stop; 2 bad input; 130 interrupted.
+EXIT_OK, EXIT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     run_id: str
-    status: str  # complete | budget_exhausted | interrupted
+    status: str  # complete | budget_exhausted | stopped | interrupted
     judgments: pd.DataFrame
     totals: dict[str, Any] = field(default_factory=dict)
     derived_excluded: dict[str, int] = field(default_factory=dict)
+    fatal: str | None = None  # why a fail-fast error stopped the run
+    notes: list[str] = field(default_factory=list)
 
-
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
-
-
-def _latest_run(spec: RunSpec) -> Path | None:
-    base = Path("runs") / spec.name
-    dirs = sorted((d for d in base.glob("*") if (d / "journal.jsonl").exists()), key=lambda d: d.name)
-    return dirs[-1] if dirs else None
-
-
-def _run_dir(spec: RunSpec, out: str | Path | None, resume: bool) -> tuple[Path, str]:
-    if out is not None:
-        d = Path(out)
-    elif resume:
-        latest = _latest_run(spec)
-        if latest is None:
-            raise OversightError(f"--resume: no earlier run of '{spec.name}' under runs/{spec.name}/ to resume.")
-        d = latest
-    else:
-        d = Path("runs") / spec.name / new_run_id()
-    if (d / "journal.jsonl").exists() and not resume:
-        raise OversightError(
-            f"{d} already holds a run. Add --resume to finish it, or choose another --out directory."
-        )
-    manifest = d / "manifest.json"
-    run_id = str(json.loads(manifest.read_text())["run_id"]) if resume and manifest.exists() else d.name
-    d.mkdir(parents=True, exist_ok=True)
-    return d, run_id
-
-
-def git_commit() -> str | None:
-    src = Path(oversight.__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
+        if self.status == "stopped" or self.totals.get("episode_errors"):
+            return EXIT_ERRORS
+        return EXIT_OK
 
 
 class Run:
-    def __init__(self, prep: Prepared, run_dir: Path, run_id: str, stream: TextIO | None) -> None:
+    def __init__(self, prep: Prepared, run_dir: Path, run_id: str, stream: TextIO, keep_errors: bool) -> None:
         self.prep = prep
         self.run_dir = run_dir
         self.run_id = run_id
         self.stream = stream
+        self.keep_errors = keep_errors
         self.templates = Templates()
+        self.status = "complete"
+        self.fatal: str | None = None
+        self.notes: list[str] = []
+        self.started = dt.datetime.now(dt.UTC).isoformat()
+        self.before = collect(run_dir)  # what earlier invocations finished
+        self.spent_before = totals(self.before)["cost_usd"]
         self.done = 0
         self.errors = 0
-        self.status = "complete"
-        self.started = dt.datetime.now(dt.UTC).isoformat()
 
-    def manifest(self, models: dict[str, Model], end: str | None, extra: dict[str, Any]) -> dict[str, Any]:
-        spec = self.prep.spec
-        return {
-            "run_id": self.run_id,
-            "name": spec.name,
-            "oversight_version": oversight.__version__,
-            "git_commit": git_commit(),
-            "python": platform.python_version(),
-            "seed": spec.seed,
-            "status": self.status if end else "running",
-            "started": self.started,
-            "ended": end,
-            "simulated": any(c.provider == "sim" for c in self.prep.cards.values()),
-            "models": {label: c.public_dict() for label, c in self.prep.cards.items()},
-            "roles": self.prep.roles,
-            "tasks": {t: {"card": c, "skipped": self.prep.skipped.get(t, {})} for t, c in self.prep.task_cards.items()},
-            "templates": self.templates.hashes(),
-            "plan": {"episodes": len(self.prep.plan.episodes), "by_protocol": self.prep.plan.by_protocol(),
-                     "notes": self.prep.plan.notes},
-            "totals": self.totals(models),
-            **extra,
-        }
+    def note(self, message: str) -> None:
+        """A warning: printed now, and kept for the manifest and the end-of-run summary."""
+        if message not in self.notes:
+            self.notes.append(message)
+            print(f"note: {message}", file=self.stream, flush=True)
 
-    def totals(self, models: dict[str, Model]) -> dict[str, Any]:
-        stats = [m.stats for m in models.values()]
-        return {
-            "episodes_done": self.done,
-            "episode_errors": self.errors,
-            "calls": sum(s.calls for s in stats),
-            "cache_hits": sum(s.cache_hits for s in stats),
-            "provider_requests": sum(s.attempts for s in stats),
-            "retries": sum(s.retries for s in stats),
-            "input_tokens": sum(s.input_tokens for s in stats),
-            "output_tokens": sum(s.output_tokens for s in stats),
-            "cost_usd": round(sum(s.cost_usd for s in stats), 6),
-        }
+    def on_fatal(self, failure: CallFailure) -> None:
+        if self.fatal is not None:
+            return
+        card = self.prep.cards.get(failure.model)
+        where = f"'{failure.model}'"
+        if card is not None:
+            where += f" ({card.provider}/{card.model}" + (f" at {card.base_url}" if card.base_url else "") + ")"
+        if failure.error.kind == "auth":
+            env = card.key_env() if card is not None else None
+            fix = (f"check the key in ${env} and that it may use this model" if env
+                   else "check the server's credentials")
+        else:
+            fix = "check the model id and base_url in its card"
+        self.fatal = (f"model {where} refused the request ({failure.error}); every call to it would fail "
+                      f"the same way, so no new episodes were started. To fix: {fix}, then resume.")
 
-    async def execute(self, models: dict[str, Model]) -> None:
+    def spent(self, models: dict[str, Model]) -> float:
+        return self.spent_before + sum(m.stats.cost_usd for m in models.values())
+
+    async def execute(self, models: dict[str, Model], journal: Journal) -> None:
         prep = self.prep
-        finished = {r["episode_id"] for r in read_journal(self.run_dir) if r.get("type") == "episode"}
+        finished = self.before.finished(self.keep_errors)
         todo = [e for e in prep.plan.episodes if e.episode_id not in finished]
+        retried = sum(1 for r in self.before.judgments
+                      if r.get("verdict_status") == "error" and r["episode_id"] not in finished)
+        if retried:
+            self.note(f"running again {retried} episode(s) that ended in error before "
+                      f"(--keep-errors keeps them instead).")
         self.done = len(prep.plan.episodes) - len(todo)
-        journal = Journal(self.run_dir)
+        self.errors = sum(1 for r in self.before.judgments
+                          if r.get("verdict_status") == "error" and r["episode_id"] in finished)
         pending_judges = dict(prep.plan.judges_per_transcript())
         rt = Runtime(models, prep.options, self.templates, prep.items, dict(pending_judges), prep.debaters,
-                     self.run_id, on_transcript=journal.write)
+                     self.run_id, on_transcript=journal.write, seed=prep.spec.seed,
+                     journaled=self.before.transcripts, on_fatal=self.on_fatal)
         budget = prep.spec.budget_usd
         queue = iter(todo)
 
         def snapshot() -> Snapshot:
-            t = self.totals(models)
-            return Snapshot(self.done, len(prep.plan.episodes), self.errors, t["calls"], t["cache_hits"],
-                            t["input_tokens"] + t["output_tokens"], t["cost_usd"])
+            s = [m.stats for m in models.values()]
+            return Snapshot(self.done, len(prep.plan.episodes), self.errors, sum(x.calls for x in s),
+                            sum(x.cache_hits for x in s), sum(x.input_tokens + x.output_tokens for x in s),
+                            self.spent(models))
 
         reporter = Reporter(snapshot, f"{prep.spec.name} {self.run_id}", self.stream,
                             simulated=any(m.simulated for m in models.values()))
 
         async def worker() -> None:
             for ep in queue:
-                if budget is not None and sum(m.stats.cost_usd for m in models.values()) >= budget:
+                if self.fatal is not None:
+                    return
+                if budget is not None and self.spent(models) >= budget:
                     self.status = "budget_exhausted"
                     return
-                record = await execute(rt, ep)
-                journal.write(record)
+                record, prompts = await execute(rt, ep)
+                try:
+                    journal.write(record, prompts)
+                except JournalWriteError as exc:
+                    self.fatal = f"{exc} Everything journaled before is kept; free space, then resume."
+                    return
                 self.done += 1
                 self.errors += record["row"]["verdict_status"] == "error"
                 if ep.transcript_key:
@@ -181,23 +167,77 @@ class Run:
             try:
                 await asyncio.gather(*(worker() for _ in range(min(prep.spec.concurrency, max(1, len(todo))))))
             finally:
-                journal.close()
+                # Shared transcripts still generating when the run stops (Ctrl-C) are
+                # cancelled and awaited here, so none is left to complain at shutdown.
+                for task in rt._shared.values():
+                    task.cancel()
+                await asyncio.gather(*rt._shared.values(), return_exceptions=True)
+        if self.fatal is not None:
+            self.status = "stopped"
+
+    def pass_record(self, models: dict[str, Model], journal: Journal) -> dict[str, Any]:
+        """This invocation's accounting: what it spent on calls whose episodes it did not
+        finish is not in any other record."""
+        s = [m.stats for m in models.values()]
+        w = journal.written
+        unjournaled = {
+            "calls": max(0, sum(x.calls for x in s) - w.calls),
+            "cost_usd": max(0.0, sum(x.cost_usd for x in s) - w.cost_usd),
+            "input_tokens": max(0, sum(x.input_tokens for x in s) - w.input_tokens),
+            "output_tokens": max(0, sum(x.output_tokens for x in s) - w.output_tokens),
+        }
+        return {"type": "pass", "started": self.started, "ended": dt.datetime.now(dt.UTC).isoformat(),
+                "status": self.status, "unjournaled": unjournaled}
+
+    def manifest(self, old: dict[str, Any], identity: dict[str, Any], collected: Collected,
+                 end: str | None, extra: dict[str, Any]) -> dict[str, Any]:
+        spec = self.prep.spec
+        return {
+            "run_id": self.run_id,
+            "name": spec.name,
+            "oversight_version": oversight.__version__,
+            "git_commit": git_commit(),
+            "python": platform.python_version(),
+            "seed": spec.seed,
+            "replicates": spec.replicates,
+            "status": self.status if end else "running",
+            "started": old.get("started", self.started),
+            "ended": end,
+            "invocations": [*old.get("invocations", []), {"started": self.started, "ended": end,
+                                                          "status": self.status if end else "running"}],
+            "simulated": any(c.provider == "sim" for c in self.prep.cards.values()),
+            "models": {label: c.public_dict() for label, c in self.prep.cards.items()},
+            "roles": self.prep.roles,
+            "tasks": {t: {"card": c, "skipped": self.prep.skipped.get(t, {})} for t, c in self.prep.task_cards.items()},
+            "templates": self.templates.hashes(),
+            "identity_sha256": identity_hash(identity),
+            "identity": identity,
+            "budget_usd": spec.budget_usd,
+            "plan": {"episodes": len(self.prep.plan.episodes), "by_protocol": self.prep.plan.by_protocol(),
+                     "notes": self.prep.plan.notes},
+            "totals": totals(collected, len(self.prep.plan.episodes)),
+            "fatal": self.fatal,
+            "notes": self.notes,
+            **extra,
+        }
 
 
-def seal_run(run_dir: Path, wanted_protocols: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    rows, turns, calls = collect(run_dir)
-    judgments = frame(rows, JUDGMENT_COLUMNS)
+def seal_run(
+    run_dir: Path, wanted_protocols: list[str], items: list[dict[str, Any]] | None = None
+) -> tuple[pd.DataFrame, dict[str, int], Collected]:
+    c = collect(run_dir)
+    judgments = frame(c.judgments, JUDGMENT_COLUMNS)
     excluded: dict[str, int] = {}
     if {"open_consultancy", "open_debate"} & set(wanted_protocols) and len(judgments):
         from oversight.protocol.open import derive_open
 
-        derived, excluded = derive_open(judgments)
+        derived, excluded = derive_open(judgments[judgments["verdict_status"] != "error"])
         derived = derived[derived["protocol"].isin(wanted_protocols)]
         judgments = frame(
             pd.concat([judgments, derived], ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS
         )
-    sealed = seal(run_dir, judgments, turns, calls)
-    return sealed.judgments, excluded
+    sealed = seal(run_dir, judgments, c.turns, c.calls, items, c.prompts)
+    return sealed.judgments, excluded, c
 
 
 def run(
@@ -208,43 +248,83 @@ def run(
     overrides: list[str] | None = None,
     stream: TextIO | None = None,
     http_clients: dict[str, Any] | None = None,
+    cache: str = "on",
+    keep_errors: bool = False,
 ) -> RunResult:
     """Run a spec end to end and return its results (what `oversight run` calls).
 
-    `http_clients` maps a model label to an httpx2.AsyncClient (tests and benchmarks point
-    providers at a loopback server this way).
+    `cache` is on | off | read | write. `http_clients` maps a model label to an
+    httpx.AsyncClient (tests and benchmarks point providers at a loopback server this way).
     """
     source = str(spec) if isinstance(spec, str | Path) else "spec"
+    out_stream = stream or sys.stderr
     rspec = spec_from_any(spec, overrides)
     prep = prepare(rspec, source)
-    run_dir, run_id = _run_dir(rspec, out, resume)
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(rspec.model_dump(mode="json"), sort_keys=False))
-    state = Run(prep, run_dir, run_id, stream)
-    cache = ResponseCache(Path(rspec.cache_dir).expanduser() if rspec.cache_dir else None)
-    clients = http_clients or {}
+    identity = run_identity(prep, Templates())
+    prep.plan = prep.plan.salted(identity_hash(identity))
+    run_dir = choose_run_dir(rspec, out, resume)
+    command = f"oversight run {source}" + "".join(f" --set {o}" for o in overrides or [])
+    with RunLock(run_dir):
+        old = read_manifest(run_dir) if resume else {}
+        if resume:
+            check_same_experiment(run_dir, old, identity, command)
+        else:
+            (run_dir / "spec.yaml").write_text(yaml.safe_dump(rspec.model_dump(mode="json"), sort_keys=False))
+        run_id = str(old.get("run_id", run_dir.name))
+        state = Run(prep, run_dir, run_id, out_stream, keep_errors)
+        if state.before.unreadable:
+            state.note(f"{state.before.unreadable} journal line(s) in {run_dir} could not be read and were skipped.")
+        return _execute(state, identity, old, cache, http_clients or {}, command)
 
-    async def main() -> dict[str, Model]:
-        models = {
+
+def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mode: str,
+             clients: dict[str, Any], command: str) -> RunResult:
+    prep, run_dir = state.prep, state.run_dir
+    rspec = prep.spec
+    cache = ResponseCache.for_mode(Path(rspec.cache_dir).expanduser() if rspec.cache_dir else None,
+                                   cache_mode, warn=state.note)
+    journal = Journal(run_dir, set(state.before.prompts))
+    if journal.torn_bytes:
+        state.note(f"cut a torn final journal line ({journal.torn_bytes} bytes) left by an interrupted run; "
+                   f"the work it described is done again.")
+    write_json(run_dir / MANIFEST, state.manifest(old, identity, state.before, None, {}))
+    models: dict[str, Model] = {}
+
+    async def main() -> None:
+        models.update({
             label: Model(card, make_api(card, http_client=clients.get(label)), cache)
             for label, card in prep.cards.items()
-        }
-        _write_json(run_dir / "manifest.json", state.manifest(models, None, {}))
+        })
         try:
-            await state.execute(models)
+            await state.execute(models, journal)
         finally:
+            # Stop and collect every task still running (Ctrl-C), so that none calls a
+            # closed client or leaves an error for asyncio to print at shutdown.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             for m in models.values():
                 await m.api.aclose()
-        return models
 
     try:
-        models = asyncio.run(main())
+        asyncio.run(main())
     except KeyboardInterrupt:
         state.status = "interrupted"
-        print(f"\nInterrupted. Finished work is kept in {run_dir}; finish it with "
-              f"`oversight run {source} --resume --out {run_dir}`.", file=sys.stderr)
-        raise
-    judgments, excluded = seal_run(run_dir, rspec.protocols)
+    finally:
+        # If the journal cannot be written, the fatal message already says so.
+        with contextlib.suppress(JournalWriteError):
+            journal.write(state.pass_record(models, journal))
+        journal.close()
+    items = [item_row(i) for its in prep.items.values() for i in its]
+    judgments, excluded, collected = seal_run(run_dir, rspec.protocols, items)
     end = dt.datetime.now(dt.UTC).isoformat()
-    manifest = state.manifest(models, end, {"open_protocols_excluded": excluded})
-    _write_json(run_dir / "manifest.json", manifest)
-    return RunResult(run_dir, run_id, state.status, judgments, manifest["totals"], excluded)
+    manifest = state.manifest(old, identity, collected, end, {"open_protocols_excluded": excluded})
+    write_json(run_dir / MANIFEST, manifest)
+    result = RunResult(run_dir, state.run_id, state.status, judgments, manifest["totals"], excluded,
+                       state.fatal, state.notes)
+    if state.status == "interrupted":
+        t = manifest["totals"]
+        print(f"\nInterrupted: {t['episodes_done'] + t['episode_errors']} of {t['episodes_planned']} episodes "
+              f"are kept in {run_dir}. Finish with: {command} --resume --out {run_dir}", file=state.stream)
+    return result

@@ -103,9 +103,14 @@ class Model:
                 self._account(hit)
                 return hit
         # Identical concurrent requests share one provider call.
-        pending = self._inflight.get(key)
-        if pending is not None:
-            shared = await asyncio.shield(pending)
+        while (pending := self._inflight.get(key)) is not None:
+            try:
+                shared = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and not (task and task.cancelling()):
+                    continue  # the caller that owned the call was cancelled, not us: call again
+                raise
             copy = GenerateResponse(shared.texts, shared.usage, shared.logprobs, shared.latency_s, cache_hit=True)
             self._account(copy)
             return copy
@@ -113,14 +118,24 @@ class Model:
         self._inflight[key] = fut
         try:
             response = await self._call_with_retries(request)
-        except CallFailure as failure:
-            fut.set_exception(failure)
-            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            if self.cache is not None:
+                self.cache.put(key, response)
+        except BaseException as exc:
+            # Whatever ends this call (a failure, a bug, a cancellation) must also end the
+            # identical calls waiting on it; a future left pending would hang them forever.
+            if isinstance(exc, asyncio.CancelledError):
+                fut.cancel()
+            else:
+                failure = exc if isinstance(exc, CallFailure) else CallFailure(
+                    ModelCallError("other", f"{type(exc).__name__}: {exc}"), 0, self.label
+                )
+                fut.set_exception(failure)
+                fut.exception()  # mark retrieved: waiters re-raise it themselves
+                if failure is not exc:
+                    raise failure from exc
             raise
         finally:
             self._inflight.pop(key, None)
-        if self.cache is not None:
-            self.cache.put(key, response)
         fut.set_result(response)
         self._account(response)
         return response

@@ -186,6 +186,7 @@ def make_turn(
         input_tokens=response.usage.input_tokens,
         output_tokens=response.usage.output_tokens,
         cost_usd=0.0 if response.cache_hit else response.cost_usd,
+        prompt_id=response.prompt_id,
     )
 
 

@@ -19,7 +19,6 @@ marked `selection_invalid` so the rate can be counted.
 
 from __future__ import annotations
 
-import asyncio
 import string
 from collections.abc import Awaitable
 
@@ -28,7 +27,7 @@ from oversight.judge.parse import parse_choice
 from oversight.model.types import GenerateRequest
 from oversight.model.wrapper import Model
 from oversight.protocol.agent import judge_rules, render_history, speak, task_block
-from oversight.protocol.context import Context
+from oversight.protocol.context import Context, gather_all
 from oversight.protocol.transcript import Turn
 
 LABELS = string.ascii_lowercase
@@ -79,7 +78,7 @@ async def best_of(
 
     if n == 1:
         return [await sample(None)]
-    candidates = list(await asyncio.gather(*(sample(i) for i in range(n))))
+    candidates = await gather_all(*(sample(i) for i in range(n)))
     for c in candidates:
         c.chosen = False
     listing = selector_prompt(ctx, name=speaker, side=side, history=history, candidates=candidates)

@@ -3,8 +3,12 @@ and `call`, the only way to reach a model (it records every call for calls.parqu
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from oversight.model.types import GenerateRequest, GenerateResponse
 from oversight.model.wrapper import CallFailure, Model
@@ -45,6 +49,32 @@ class CallRecord:
     cache_hit: bool = False
     retries: int = 0
     error: str | None = None
+    prompt_id: str = ""  # prompts.parquet: the exact messages this call sent
+    replicate: int = 0
+
+
+T = TypeVar("T")
+
+
+async def gather_all(*aws: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, except that when one call fails the others are cancelled and
+    awaited: a sibling left running would make calls nobody records and raise errors
+    nobody reads."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def prompt_record(request: GenerateRequest) -> tuple[str, str]:
+    """(content hash, JSON) of the messages a request sends: what the model was shown.
+    Images are stored by their sha256 (they are in the task files)."""
+    blob = json.dumps(request.messages_payload(), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24], blob
 
 
 @dataclass
@@ -56,6 +86,10 @@ class Context:
     episode_id: str
     transcript_id: str | None = None
     calls: list[CallRecord] = field(default_factory=list)
+    seed: int = 0
+    replicate: int = 0
+    # Every distinct prompt sent in this context, by prompt_id (for prompts.parquet).
+    prompts: dict[str, str] = field(default_factory=dict)
 
     @property
     def answers(self) -> tuple[str, str]:
@@ -79,7 +113,11 @@ class Context:
     async def call(
         self, model: Model, request: GenerateRequest, *, role: str, speaker: str
     ) -> GenerateResponse:
-        record = CallRecord(self.episode_id, self.transcript_id, model.label, role, speaker, request.n)
+        request.seed, request.replicate = self.seed, self.replicate
+        pid, blob = prompt_record(request)
+        self.prompts.setdefault(pid, blob)
+        record = CallRecord(self.episode_id, self.transcript_id, model.label, role, speaker, request.n,
+                            prompt_id=pid, replicate=self.replicate)
         self.calls.append(record)
         try:
             response = await model.generate(request)
@@ -87,6 +125,7 @@ class Context:
             record.error = str(failure.error)
             record.retries = failure.retries
             raise
+        response.prompt_id = pid
         record.input_tokens = response.usage.input_tokens
         record.output_tokens = response.usage.output_tokens
         record.cost_usd = 0.0 if response.cache_hit else response.cost_usd

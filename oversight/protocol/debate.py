@@ -15,8 +15,6 @@ rounds, which makes the transcript specific to that judge.
 
 from __future__ import annotations
 
-import asyncio
-
 from oversight.judge.fewshot import examples_block
 from oversight.judge.judge import ask_judge, instruction
 from oversight.judge.question import ask_question
@@ -30,7 +28,7 @@ from oversight.protocol.agent import (
     task_block,
 )
 from oversight.protocol.bestof import best_of
-from oversight.protocol.context import Context
+from oversight.protocol.context import Context, gather_all
 from oversight.protocol.transcript import Transcript, Turn, Verdict
 
 ROUND_TEMPLATES = ("debate_round_opening", "debate_round_critique", "debate_round_rebuttal")
@@ -99,7 +97,7 @@ async def debate(
         a_turn = debater_turn(ctx, alice, r, name=ALICE, side=1, opponent=BOB, history=before, n=n_alice)
         if simultaneous:
             b_turn = debater_turn(ctx, bob, r, name=BOB, side=2, opponent=ALICE, history=before, n=n_bob)
-            a, b = await asyncio.gather(a_turn, b_turn)
+            a, b = await gather_all(a_turn, b_turn)
         else:
             a = await a_turn
             seen = before + _chosen(a)

@@ -26,7 +26,8 @@ REQUIRED = (
 
 
 def _key(df: pd.DataFrame) -> list[str]:
-    return (["run_id"] if "run_id" in df.columns else []) + ["task", "item_id", "order"]
+    extra = [c for c in ("run_id", "replicate") if c in df.columns]
+    return [*extra, "task", "item_id", "order"]
 
 
 def _agent_choices(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:

@@ -47,6 +47,14 @@ class Templates:
             raise OversightError(f"{path}: malformed template ({exc}); write a literal $ as $$.") from None
         return _BLANK_RUNS.sub("\n\n", text).strip() + "\n"
 
+    def load_all(self) -> dict[str, str]:
+        """sha256 of every template the catalogue offers (the first found of each name): a
+        run's identity covers the wording of every prompt it could send."""
+        names = {f.stem for folder in catalogue.folders("protocols") for f in (folder / "templates").glob("*.txt")}
+        for name in names:
+            self._load(name)
+        return self.hashes()
+
     def hashes(self) -> dict[str, str]:
         """sha256 of every template used so far."""
         return {name: digest for name, (_, digest, _) in sorted(self._cache.items())}

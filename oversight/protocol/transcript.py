@@ -25,6 +25,7 @@ class Turn:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    prompt_id: str = ""  # the prompt that produced this turn (prompts.parquet)
 
 
 @dataclass

@@ -61,6 +61,9 @@ def paired_permutation(
         return {"n_items": 0, "acc_a": np.nan, "acc_b": np.nan, "diff": np.nan,
                 "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
     diff, ci_low, ci_high = mean_ci(a - b, lo=-1.0, hi=1.0)
+    if n < 2:  # one pair has no sign swaps to compare against: no test, no interval
+        return {"n_items": n, "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff,
+                "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
     res = stats.permutation_test(
         (a, b),
         _mean_diff,

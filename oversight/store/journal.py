@@ -1,46 +1,145 @@
 """The append-only run journal: one JSON line per finished piece of work.
 
 Each record is written with a single write() and flushed, so a process killed at any
-instant leaves every finished record on disk; at worst the last line is torn, and a torn
-line is ignored when the journal is read back (the work it described is simply redone,
-from the response cache, at no cost).
+instant leaves every finished record on disk; at worst the last line is torn. Opening the
+journal for appending first cuts such a torn tail off (and says how many bytes), so the
+next record starts on a line of its own instead of being glued to the fragment and lost.
+
+Records: `episode` (a judged instance: its row, turns and calls), `transcript` (a shared
+debate transcript), `pass` (one invocation's accounting, written when it ends). Any record
+may carry `prompts`: the prompts its calls sent that no earlier record holds, by prompt_id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from oversight.errors import OversightError
 
 JOURNAL = "journal.jsonl"
 
 
-class Journal:
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / JOURNAL
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+class JournalWriteError(OversightError):
+    """The journal could not be written (a full disk, a file-size limit): the run must stop."""
 
-    def write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-        self._f.flush()
+
+def cut_torn_tail(path: Path) -> int:
+    """Truncate a final line that has no newline (a write cut short); return bytes removed."""
+    try:
+        f = open(path, "rb+")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return 0
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        # Walk back in blocks to the last newline.
+        pos = size
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - 65536)
+            f.seek(start)
+            block = f.read(pos - start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+                break
+            pos = start
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+        return size - keep
+
+
+@dataclass
+class Written:
+    """What this invocation has journaled, for its accounting."""
+
+    calls: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Journal:
+    def __init__(self, run_dir: Path, known_prompts: set[str] | None = None) -> None:
+        self.path = run_dir / JOURNAL
+        try:
+            self.torn_bytes = cut_torn_tail(self.path)
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+        except OSError as exc:
+            raise JournalWriteError(f"Cannot open the run journal {self.path}: {exc.strerror or exc}.") from None
+        self._prompts = set(known_prompts or ())
+        self.written = Written()
+        self.failed: str | None = None
+
+    def write(self, record: dict[str, Any], prompts: dict[str, str] | None = None) -> None:
+        if prompts:
+            new = {k: v for k, v in prompts.items() if k not in self._prompts}
+            if new:
+                record["prompts"] = new
+        line = json.dumps(record, default=str, separators=(",", ":"), ensure_ascii=False) + "\n"
+        try:
+            self._f.write(line)
+            self._f.flush()
+        except OSError as exc:
+            self.failed = f"Cannot write the run journal {self.path}: {exc.strerror or exc}"
+            raise JournalWriteError(self.failed + ".") from None
+        if prompts:
+            self._prompts.update(record.get("prompts", {}))
+        for c in record.get("calls", ()):
+            self.written.calls += 1
+            if not c.get("cache_hit"):
+                self.written.cost_usd += c.get("cost_usd") or 0.0
+                self.written.input_tokens += c.get("input_tokens") or 0
+                self.written.output_tokens += c.get("output_tokens") or 0
 
     def close(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError:
+            pass  # already reported by write(); the records that made it are on disk
+        finally:
+            with contextlib.suppress(OSError):
+                self._f.close()
 
 
-def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
+@dataclass
+class JournalScan:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: int = 0  # lines that are not a JSON object (damaged by hand or by a bug)
+
+
+def scan_journal(run_dir: Path) -> JournalScan:
+    scan = JournalScan()
     path = run_dir / JOURNAL
     if not path.exists():
-        return
-    with open(path, encoding="utf-8") as f:
+        return scan
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a torn final line from a killed process
+                scan.unreadable += 1
+                continue
             if isinstance(record, dict):
-                yield record
+                scan.records.append(record)
+            else:
+                scan.unreadable += 1
+    return scan
+
+
+def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
+    yield from scan_journal(run_dir).records

@@ -2,10 +2,16 @@
 
 Sealing writes each parquet file to a temporary name and renames it into place, so a
 reader never sees a half-written file.
+
+The audit trail: items.parquet holds every item as the run showed it (question, both
+answers, which is correct, the article's hash), prompts.parquet every distinct prompt once
+by `prompt_id`, which calls.parquet, turns.parquet and judgments.parquet (`judge_prompt_id`)
+point to. `Results.item(row)` and `Results.prompt(id)` follow those links.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +20,6 @@ from typing import Any
 import pandas as pd
 
 from oversight.errors import OversightError
-from oversight.store.journal import read_journal
 
 # judgments.parquet: the stable, documented columns (DESIGN §6), then extras.
 JUDGMENT_COLUMNS: dict[str, str] = {
@@ -47,6 +52,8 @@ JUDGMENT_COLUMNS: dict[str, str] = {
     "simulated": "boolean",
     "error": "string",
     "judge_raw": "string",
+    "replicate": "Int64",
+    "judge_prompt_id": "string",
 }
 
 TURN_COLUMNS: dict[str, str] = {
@@ -73,6 +80,8 @@ TURN_COLUMNS: dict[str, str] = {
     "agent": "string",
     "judge": "string",
     "episode_id": "string",
+    "replicate": "Int64",
+    "prompt_id": "string",
 }
 
 CALL_COLUMNS: dict[str, str] = {
@@ -89,6 +98,29 @@ CALL_COLUMNS: dict[str, str] = {
     "cache_hit": "boolean",
     "retries": "Int64",
     "error": "string",
+    "replicate": "Int64",
+    "prompt_id": "string",
+    "superseded": "boolean",  # made by an episode record a later one replaced (a retried error)
+}
+
+ITEM_COLUMNS: dict[str, str] = {
+    "task": "string",
+    "item_id": "string",
+    "group": "string",
+    "question": "string",
+    "answer_0": "string",
+    "answer_1": "string",
+    "correct": "Int64",  # 0 or 1: which of answer_0 / answer_1 is right (before ordering)
+    "article_sha256": "string",
+    "article_chars": "Int64",
+    "n_images": "Int64",
+    "meta": "string",  # JSON: the loader's binarisation record (which wrong answer, why)
+}
+
+PROMPT_COLUMNS: dict[str, str] = {
+    "prompt_id": "string",
+    "messages": "string",  # JSON: [{role, parts: [{text} | {image_sha256, mime}]}]
+    "chars": "Int64",
 }
 
 
@@ -103,6 +135,23 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def prompt_rows(prompts: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for pid, blob in prompts.items():
+        chars = sum(len(p.get("text", "")) for m in json.loads(blob) for p in m["parts"])
+        rows.append({"prompt_id": pid, "messages": blob, "chars": chars})
+    return rows
+
+
+def render_prompt(blob: str) -> str:
+    """A stored prompt as readable text: each message under its role."""
+    out = []
+    for m in json.loads(blob):
+        parts = [p["text"] if "text" in p else f"[image {p['image_sha256'][:12]}…]" for p in m["parts"]]
+        out.append(f"[{m['role']}]\n" + "\n".join(parts))
+    return "\n\n".join(out)
+
+
 @dataclass
 class Sealed:
     judgments: pd.DataFrame
@@ -110,47 +159,68 @@ class Sealed:
     calls: pd.DataFrame
 
 
-def collect(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows from the journal; a transcript journaled twice (a resume) counts once."""
-    judgments: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    calls: list[dict[str, Any]] = []
-    seen_transcripts: set[str] = set()
-    seen_episodes: set[str] = set()
-    for rec in read_journal(run_dir):
-        kind = rec.get("type")
-        if kind == "transcript":
-            if rec["transcript_id"] in seen_transcripts:
-                continue
-            seen_transcripts.add(rec["transcript_id"])
-        elif kind == "episode":
-            if rec["episode_id"] in seen_episodes:
-                continue
-            seen_episodes.add(rec["episode_id"])
-            judgments.append(rec["row"])
-        else:
-            continue
-        turns.extend(rec.get("turns", []))
-        calls.extend(rec.get("calls", []))
-    return judgments, turns, calls
-
-
-def seal(run_dir: Path, judgments: pd.DataFrame, turns: list[dict[str, Any]], calls: list[dict[str, Any]]) -> Sealed:
+def seal(
+    run_dir: Path,
+    judgments: pd.DataFrame,
+    turns: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    items: list[dict[str, Any]] | None = None,
+    prompts: dict[str, str] | None = None,
+) -> Sealed:
     sealed = Sealed(judgments, frame(turns, TURN_COLUMNS), frame(calls, CALL_COLUMNS))
     write_parquet(sealed.judgments, run_dir / "judgments.parquet")
     write_parquet(sealed.turns, run_dir / "turns.parquet")
     write_parquet(sealed.calls, run_dir / "calls.parquet")
+    if items is not None:
+        write_parquet(frame(items, ITEM_COLUMNS), run_dir / "items.parquet")
+    if prompts is not None:
+        write_parquet(frame(prompt_rows(prompts), PROMPT_COLUMNS), run_dir / "prompts.parquet")
     return sealed
 
 
 @dataclass
 class Results:
-    """A run's tables as DataFrames (`oversight.load`)."""
+    """A run's tables as DataFrames (`oversight.load`), with the audit links followed:
+    `item(row)` is the item a judgments/turns/calls row is about, `prompt(id)` the exact
+    text a model was sent, `judge_prompt(row)` what a judgment's judge saw."""
 
     run_dir: Path
     judgments: pd.DataFrame
     turns: pd.DataFrame
     calls: pd.DataFrame
+    items: pd.DataFrame
+    prompts: pd.DataFrame
+
+    def item(self, row: pd.Series | dict[str, Any]) -> pd.Series:
+        hit = self.items[(self.items["task"] == row["task"]) & (self.items["item_id"] == row["item_id"])]
+        if hit.empty:
+            raise KeyError(f"no item {row['task']}/{row['item_id']} in {self.run_dir}/items.parquet")
+        return hit.iloc[0]
+
+    def prompt(self, prompt_id: str) -> str:
+        hit = self.prompts[self.prompts["prompt_id"] == prompt_id]
+        if hit.empty:
+            raise KeyError(f"no prompt {prompt_id} in {self.run_dir}/prompts.parquet")
+        return render_prompt(str(hit.iloc[0]["messages"]))
+
+    def judge_prompt(self, row: pd.Series | dict[str, Any]) -> str:
+        pid = row["judge_prompt_id"]
+        if pid is None or pd.isna(pid):
+            raise KeyError(f"judgment {row['episode_id']} has no judge prompt (status {row['verdict_status']})")
+        return self.prompt(str(pid))
+
+
+def _read(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    if not path.exists():  # a run sealed before the audit trail existed
+        return frame([], columns)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        raise OversightError(
+            f"{path} cannot be read as parquet ({type(exc).__name__}: {str(exc)[:120]}). It may be "
+            f"truncated or not from oversight; `oversight run SPEC --resume --out {path.parent}` "
+            f"rewrites it from the journal."
+        ) from None
 
 
 def load(run_dir: str | Path) -> Results:
@@ -163,7 +233,9 @@ def load(run_dir: str | Path) -> Results:
         raise OversightError(f"{d} is not a finished run directory: no {', '.join(missing)}.parquet.{hint}")
     return Results(
         d,
-        pd.read_parquet(d / "judgments.parquet"),
-        pd.read_parquet(d / "turns.parquet"),
-        pd.read_parquet(d / "calls.parquet"),
+        _read(d / "judgments.parquet", JUDGMENT_COLUMNS),
+        _read(d / "turns.parquet", TURN_COLUMNS),
+        _read(d / "calls.parquet", CALL_COLUMNS),
+        _read(d / "items.parquet", ITEM_COLUMNS),
+        _read(d / "prompts.parquet", PROMPT_COLUMNS),
     )

@@ -31,7 +31,7 @@ def test_report_with_failed_episodes_and_invalid_verdicts(tmp_path: Path, monkey
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FAKE_KEY", "sk-test")
     replies = itertools.cycle(["Answer: 1", "I cannot decide.", "Answer: 2", "Answer: 1 or 2"])
-    with FakeOpenAI(reply=lambda body: next(replies), faults=[Fault(400), Fault(401)]) as server:
+    with FakeOpenAI(reply=lambda body: next(replies), faults=[Fault(400), Fault(422)]) as server:
         judge = {"name": "flaky", "provider": "openai", "model": "m", "base_url": server.base_url,
                  "api_key_env": "FAKE_KEY", "max_retries": 0}
         spec = {"name": "f", "tasks": ["boolq"], "limit": 4, "protocols": ["qa", "qa_with_article"],

@@ -33,7 +33,9 @@ The little world:
 - Selecting. A best-of-N selector scores each candidate like a judge (with less noise)
   and names the best.
 
-Deterministic given (the card's parameters, the prompt, the metadata, the sample index).
+Deterministic given (the card's parameters, the prompt, the metadata, the sample index, and
+the run's seed and replicate, so that replicates are independent samples; what a model
+knows about an item stays fixed across them).
 tests/protocol/test_sim_world.py checks the orderings this world is tuned for.
 """
 
@@ -91,8 +93,11 @@ class SimWorld:
         self.meta: dict[str, Any] = request.metadata
         self.prompt = request.prompt_text()
         # All parameters go in, so that two different sim models do not share their luck.
+        draw = f"{sample}" if not (request.seed or request.replicate) else (
+            f"{sample}|seed={request.seed}|rep={request.replicate}"
+        )
         digest = hashlib.sha256(
-            f"{sorted(params.model_dump().items())}|{sample}|{self.prompt}|{sorted(self.meta.items())}".encode()
+            f"{sorted(params.model_dump().items())}|{draw}|{self.prompt}|{sorted(self.meta.items())}".encode()
         ).digest()
         self.rng = random.Random(digest)
 

@@ -1,0 +1,55 @@
+"""One writer per run directory: an OS-level lock held for the whole run.
+
+`flock` locks belong to the open file, so the kernel drops them when the process dies,
+however it dies: a lock left by a killed run never blocks its resume. The file keeps the
+holder's PID only to name it in the error a second writer gets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from oversight.errors import OversightError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock
+    fcntl = None  # type: ignore[assignment]
+
+LOCK = ".lock"
+
+
+class RunLock:
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise OversightError(
+                    f"{self.path.parent} is in use by another oversight run (PID {holder}). Two "
+                    f"writers would make every call twice and interleave their records; wait for "
+                    f"it to finish (or stop it), or write this run elsewhere with --out."
+                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
