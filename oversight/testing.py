@@ -1,9 +1,15 @@
-"""A loopback OpenAI-compatible server for tests and benchmarks.
+"""Loopback fake model servers for tests and benchmarks.
 
-It speaks enough of the Chat Completions wire format for the real `openai` SDK: POST
-/v1/chat/completions answers `Answer: 1` (or a scripted reply), with usage, after a fixed
-latency. Failures can be scripted per request (status, Retry-After, hang, dropped
-connection), and every request body is logged. It listens on 127.0.0.1 only.
+`FakeOpenAI` speaks enough of the Chat Completions wire format for the real `openai` SDK:
+POST /v1/chat/completions answers `Answer: 1` (or a scripted reply), with usage, after a
+fixed latency. `oversight.testing_providers` has the same server speaking the Anthropic
+Messages and Gemini generateContent formats. They listen on 127.0.0.1 only.
+
+Failures are injected per request: a scripted list of `Fault`s is consumed first, then an
+optional fault plan (e.g. `RandomFaults`) is asked. A fault is an error status (with or
+without Retry-After), a hang, a connection dropped before or during the reply, a 200 with
+a broken JSON body, a 200 with no samples or blank text, or an error body that quotes the
+request headers (as some proxies do). Every request body and its headers are logged.
 
 Run it in a thread (`with FakeOpenAI() as srv:`) or as its own process for benchmarks:
 `python -m oversight.testing --port 8765 --latency 0.1`.
@@ -13,34 +19,95 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import random
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fault:
+    """One injected failure. Plain: an error `status` with the wire format's error body."""
+
     status: int = 500
     retry_after: float | None = None
     hang: bool = False  # never answer (the client's timeout fires)
     drop: bool = False  # close the connection without a response
-    body: dict[str, Any] | None = None
+    cut: bool = False  # promise a whole 200 reply, send half of it, then close
+    broken: bool = False  # a 200 whose JSON body is cut short (a proxy's truncated reply)
+    empty: Literal["samples", "text"] | None = None  # a 200 with no samples, or blank text
+    echo_headers: bool = False  # the error body quotes every request header, secrets included
+    body: dict[str, Any] | None = None  # the error body to send instead of the default
+
+    @property
+    def label(self) -> str:
+        for name in ("hang", "drop", "cut", "broken", "echo_headers"):
+            if getattr(self, name):
+                return name
+        if self.empty:
+            return f"empty_{self.empty}"
+        if self.retry_after is not None:
+            return f"{self.status}+retry_after"
+        return str(self.status)
+
+
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
+
+# A plan is asked for a fault once per request (after the scripted list runs out).
+FaultPlan = Callable[[dict[str, Any]], Fault | None]
+
+
+@dataclass
+class RandomFaults:
+    """Faults drawn at random with given rates, reproducibly.
+
+    The draw for a request depends only on the seed, the request body and how many times
+    that body was seen before, never on arrival order: so a concurrent run meets the same
+    faults every time, and a retried request gets a fresh draw.
+    """
+
+    rates: Sequence[tuple[float, Fault]]
+    seed: int = 0
+    seen: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self, body: dict[str, Any]) -> Fault | None:
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        attempt = self.seen[digest]
+        self.seen[digest] += 1
+        u = random.Random(f"{self.seed}:{digest}:{attempt}").random()
+        for rate, fault in self.rates:
+            if u < rate:
+                return fault
+            u -= rate
+        return None
 
 
 # A reply is one text for every sample, or a list with one text per sample (`n`).
 Reply = Callable[[dict[str, Any]], str | list[str]]
 
 
+def _default_reply(body: dict[str, Any]) -> str:
+    return "Answer: 1"
+
+
 @dataclass
-class FakeOpenAI:
+class LoopbackServer:
+    """The HTTP/1.1 server and fault injection shared by every wire format; a subclass
+    says what a success, an error and an empty reply look like."""
+
     latency_s: float = 0.0
-    reply: Reply = lambda body: "Answer: 1"  # noqa: E731
+    reply: Reply = _default_reply
     port: int = 0
     faults: list[Fault] = field(default_factory=list)  # consumed one per request, first
+    fault_plan: FaultPlan | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    injected: Counter[str] = field(default_factory=Counter)  # fault label -> times sent
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -50,8 +117,31 @@ class FakeOpenAI:
         self._lock = threading.Lock()
 
     @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """What a model card's base_url should be to reach this server."""
+        return self.url
+
+    # --- the wire format (subclasses) -------------------------------------------------
+
+    def success(self, body: dict[str, Any], path: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        return {"error": {"message": message}}
+
+    def empty(self, body: dict[str, Any], path: str, kind: Literal["samples", "text"]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def texts(self, body: dict[str, Any], n: int) -> list[str]:
+        reply = self.reply(body)
+        texts = reply if isinstance(reply, list) else [reply] * n
+        return [texts[i % len(texts)] for i in range(n)]
+
+    # --- HTTP ---------------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -59,6 +149,7 @@ class FakeOpenAI:
                 line = await reader.readline()
                 if not line:
                     break
+                path = line.decode("latin-1").split(" ")[1] if line.count(b" ") >= 2 else "/"
                 headers: dict[str, str] = {}
                 while True:
                     h = await reader.readline()
@@ -71,55 +162,61 @@ class FakeOpenAI:
                 with self._lock:
                     self.requests.append(body)
                     self.headers.append(headers)
+                    self.paths.append(path)
                     fault = self.faults.pop(0) if self.faults else None
+                    if fault is None and self.fault_plan is not None:
+                        fault = self.fault_plan(body)
+                    if fault is not None:
+                        self.injected[fault.label] += 1
                 if fault and fault.drop:
                     break
                 if fault and fault.hang:
                     await asyncio.sleep(3600)
                 if self.latency_s:
                     await asyncio.sleep(self.latency_s)
-                status, payload, extra = self._respond(body, fault)
-                data = json.dumps(payload).encode()
+                status, data, extra = self._respond(body, path, headers, fault)
                 head = [f"HTTP/1.1 {status} X", "content-type: application/json",
                         f"content-length: {len(data)}", *extra]
+                if fault and fault.cut:
+                    data = data[: len(data) // 2]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
                 await writer.drain()
+                if fault and fault.cut:
+                    break
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # Shutdown cancels hung handlers; ending normally keeps Python 3.11's stream
+            # callback from logging the cancellation as an unhandled error.
             pass
         finally:
             writer.close()
 
-    def _respond(self, body: dict[str, Any], fault: Fault | None) -> tuple[int, dict[str, Any], list[str]]:
-        if fault is not None:
-            extra = [f"retry-after: {fault.retry_after:g}"] if fault.retry_after is not None else []
-            return fault.status, fault.body or {"error": {"message": f"scripted {fault.status}"}}, extra
-        n = int(body.get("n") or 1)
-        reply = self.reply(body)
-        texts = reply if isinstance(reply, list) else [reply] * n
-        prompt_chars = sum(len(str(m.get("content"))) for m in body.get("messages", []))
-        choices = [{"index": i, "message": {"role": "assistant", "content": texts[i % len(texts)]},
-                    "finish_reason": "stop", "logprobs": self._logprobs(texts[i % len(texts)], body)}
-                   for i in range(n)]
-        usage = {"prompt_tokens": prompt_chars // 4 + 1, "completion_tokens": 3 * n,
-                 "total_tokens": prompt_chars // 4 + 1 + 3 * n}
-        return 200, {"id": "cmpl-fake", "object": "chat.completion", "created": 0,
-                     "model": body.get("model", "fake"), "choices": choices, "usage": usage}, []
-
-    @staticmethod
-    def _logprobs(text: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """When asked, token log-probabilities for a reply ending "Answer: N": the answer
-        token gets P = 0.8 and the other digit 0.2 among the top alternatives."""
-        if not body.get("logprobs") or text.rstrip()[-1:] not in ("1", "2"):
-            return None
-        answer = text.rstrip()[-1]
-        other = "2" if answer == "1" else "1"
-        top = [{"token": f" {answer}", "logprob": -0.2231, "bytes": None},
-               {"token": f" {other}", "logprob": -1.6094, "bytes": None}]
-        prefix: list[dict[str, Any]] = [
-            {"token": t, "logprob": -0.01, "bytes": None, "top_logprobs": []} for t in ("Answer", ":")
-        ]
-        return {"content": [*prefix, {"token": f" {answer}", "logprob": -0.2231, "bytes": None, "top_logprobs": top}],
-                "refusal": None}
+    def _respond(
+        self, body: dict[str, Any], path: str, headers: dict[str, str], fault: Fault | None
+    ) -> tuple[int, bytes, list[str]]:
+        if fault is None or fault.cut:
+            return 200, json.dumps(self.success(body, path)).encode(), []
+        if fault.broken:
+            whole = json.dumps(self.success(body, path)).encode()
+            return 200, whole[: len(whole) // 2], []
+        if fault.empty:
+            return 200, json.dumps(self.empty(body, path, fault.empty)).encode(), []
+        extra = [f"retry-after: {fault.retry_after:g}"] if fault.retry_after is not None else []
+        if fault.body is not None:
+            payload = fault.body
+        elif fault.echo_headers:
+            # The credential first (as "Incorrect API key provided: ..." messages do), then
+            # every header in header syntax, then all of them again as a JSON object.
+            credential = next((headers[h] for h in _CREDENTIAL_HEADERS if h in headers), "")
+            lines = "\n".join(f"{k}: {v}" for k, v in headers.items())
+            payload = self.error(
+                fault.status, f"credential {credential} is not valid; request headers were:\n{lines}"
+            )
+            payload["request_headers"] = dict(headers)
+        else:
+            payload = self.error(fault.status, f"scripted {fault.status}")
+        return fault.status, json.dumps(payload).encode(), extra
 
     async def serve(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
@@ -128,7 +225,7 @@ class FakeOpenAI:
         async with self._server:
             await self._server.serve_forever()
 
-    def __enter__(self) -> FakeOpenAI:
+    def __enter__(self) -> LoopbackServer:
         def target() -> None:
             self._loop = asyncio.new_event_loop()
             try:
@@ -149,6 +246,55 @@ class FakeOpenAI:
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
         if self._thread:
             self._thread.join(5)
+
+
+@dataclass
+class FakeOpenAI(LoopbackServer):
+    """OpenAI Chat Completions (and so any OpenAI-compatible server)."""
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        super().__enter__()
+        return self
+
+    def success(self, body: dict[str, Any], path: str) -> dict[str, Any]:
+        n = int(body.get("n") or 1)
+        texts = self.texts(body, n)
+        prompt_chars = sum(len(str(m.get("content"))) for m in body.get("messages", []))
+        choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]},
+                    "finish_reason": "stop", "logprobs": self._logprobs(texts[i], body)}
+                   for i in range(n)]
+        usage = {"prompt_tokens": prompt_chars // 4 + 1, "completion_tokens": 3 * n,
+                 "total_tokens": prompt_chars // 4 + 1 + 3 * n}
+        return {"id": "cmpl-fake", "object": "chat.completion", "created": 0,
+                "model": body.get("model", "fake"), "choices": choices, "usage": usage}
+
+    def empty(self, body: dict[str, Any], path: str, kind: Literal["samples", "text"]) -> dict[str, Any]:
+        reply = self.success(body, path)
+        if kind == "samples":
+            reply["choices"] = []
+        else:
+            reply["choices"][0]["message"]["content"] = ""
+        return reply
+
+    @staticmethod
+    def _logprobs(text: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """When asked, token log-probabilities for a reply ending "Answer: N": the answer
+        token gets P = 0.8 and the other digit 0.2 among the top alternatives."""
+        if not body.get("logprobs") or text.rstrip()[-1:] not in ("1", "2"):
+            return None
+        answer = text.rstrip()[-1]
+        other = "2" if answer == "1" else "1"
+        top = [{"token": f" {answer}", "logprob": -0.2231, "bytes": None},
+               {"token": f" {other}", "logprob": -1.6094, "bytes": None}]
+        prefix: list[dict[str, Any]] = [
+            {"token": t, "logprob": -0.01, "bytes": None, "top_logprobs": []} for t in ("Answer", ":")
+        ]
+        return {"content": [*prefix, {"token": f" {answer}", "logprob": -0.2231, "bytes": None, "top_logprobs": top}],
+                "refusal": None}
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from oversight.model import redact
 from oversight.model.card import ModelCard
 from oversight.model.types import GenerateRequest, GenerateResponse
 
@@ -31,6 +32,8 @@ class ModelAPI(ABC):
 
     def __init__(self, card: ModelCard, api_key: str | None, http_client: Any = None) -> None:
         """`http_client` is an optional `httpx2.AsyncClient` (tests inject a transport here)."""
+        # Also here, not only in ModelCard.api_key(): a key may be handed in directly.
+        redact.register(api_key)
         self.card = card
         self.api_key = api_key
         self.http_client = http_client

@@ -68,7 +68,11 @@ class ModelCard(Strict):
         env = self.key_env()
         if env is None:
             return None
+        from oversight.model import redact
+
         value = os.environ.get(env)
+        # Registered the moment it is read, so no error text or log line can carry it.
+        redact.register(value)
         if not value:
             raise OversightError(
                 f"Model '{self.label}' needs an API key in the environment variable {env}, "

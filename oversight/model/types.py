@@ -145,7 +145,12 @@ RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "conne
 
 
 class ModelCallError(Exception):
-    """A classified failure of one model call. Providers raise only this."""
+    """A classified failure of one model call. Providers raise only this.
+
+    The message is scrubbed of secrets here, at its source: error text often quotes the
+    provider's reply, which may echo the request's headers, and from here it travels into
+    the journal, the tables and the report.
+    """
 
     def __init__(
         self,
@@ -155,7 +160,9 @@ class ModelCallError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        from oversight.model.redact import scrub
+
+        super().__init__(scrub(message))
         self.kind: ErrorKind = kind
         self.status = status
         self.retry_after = retry_after

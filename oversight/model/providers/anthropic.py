@@ -7,6 +7,7 @@ any value, so this provider declares no temperature capability and never sends o
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -15,6 +16,7 @@ import anthropic
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
+from oversight.model.redact import clip
 from oversight.model.types import (
     GenerateRequest,
     GenerateResponse,
@@ -94,7 +96,9 @@ class AnthropicAPI(ModelAPI):
         try:
             message = await self._client.messages.create(**kwargs)
         except Exception as exc:
-            raise _classify(exc) from exc
+            # Not chained: the SDK's exception holds the raw reply, which may echo our
+            # headers; the classified error carries its type and scrubbed text instead.
+            raise _classify(exc) from None
         try:
             blocks = message.content or []
             # Thinking and tool blocks are not part of the visible answer.
@@ -103,7 +107,9 @@ class AnthropicAPI(ModelAPI):
                 int(message.usage.input_tokens or 0), int(message.usage.output_tokens or 0)
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise ModelCallError("malformed", f"unexpected response shape: {exc}") from exc
+            raise ModelCallError(
+                "malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)
+            ) from None
         if not text.strip():
             raise ModelCallError(
                 "malformed", f"response has no text (stop_reason={message.stop_reason})"
@@ -145,17 +151,23 @@ def _classify(exc: Exception) -> ModelCallError:
         return ModelCallError("timeout", "request timed out")
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__
-        return ModelCallError(
-            "connection", f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
-        )
+        text = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
+        return ModelCallError("connection", clip(text, _MAX_ERROR_CHARS))
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         return ModelCallError(
             kind_for_status(status),
-            str(exc.api_message or exc.message)[:_MAX_ERROR_CHARS],
+            clip(str(exc.api_message or exc.message), _MAX_ERROR_CHARS),
             status=status,
             retry_after=retry_after_from_headers(exc.response.headers),
         )
     if isinstance(exc, anthropic.APIResponseValidationError):
-        return ModelCallError("malformed", str(exc), status=exc.status_code)
-    return ModelCallError("other", f"{type(exc).__name__}: {exc}")
+        return ModelCallError("malformed", clip(str(exc), _MAX_ERROR_CHARS), status=exc.status_code)
+    # The SDK decodes a 200's body itself and lets a broken one (cut short by a proxy, not
+    # UTF-8) through as the decoder's own error: a malformed reply, worth another try.
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return ModelCallError(
+            "malformed",
+            clip(f"reply body is not valid JSON: {type(exc).__name__}: {exc}", _MAX_ERROR_CHARS),
+        )
+    return ModelCallError("other", clip(f"{type(exc).__name__}: {exc}", _MAX_ERROR_CHARS))

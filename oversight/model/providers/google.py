@@ -17,6 +17,7 @@ from google.genai import types
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
+from oversight.model.redact import clip
 from oversight.model.types import (
     GenerateRequest,
     GenerateResponse,
@@ -66,7 +67,9 @@ class GoogleAPI(ModelAPI):
                 model=self.card.model, contents=contents, config=config
             )
         except Exception as exc:
-            raise _classify(exc) from exc
+            # Not chained: the SDK's exception holds the raw reply, which may echo our
+            # headers; the classified error carries its type and scrubbed text instead.
+            raise _classify(exc) from None
         latency = time.perf_counter() - start
         parsed = _parse(response, request, want_logprobs=bool(config.response_logprobs))
         parsed.latency_s = latency
@@ -145,7 +148,9 @@ def _parse(response: Any, request: GenerateRequest, want_logprobs: bool) -> Gene
     except ModelCallError:
         raise
     except (AttributeError, TypeError, ValueError) as exc:
-        raise ModelCallError("malformed", f"unexpected response shape: {exc}") from exc
+        raise ModelCallError(
+            "malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)
+        ) from None
     if len(texts) != request.n:
         raise ModelCallError("bad_request", f"asked for {request.n} candidates, got {len(texts)}")
     return GenerateResponse(texts=texts, usage=usage, logprobs=logprobs)
@@ -201,7 +206,7 @@ def _retry_after(exc: genai_errors.APIError) -> float | None:
 def _classify(exc: Exception) -> ModelCallError:
     if isinstance(exc, genai_errors.APIError):
         status = int(exc.code) if isinstance(exc.code, int) else 0
-        message = str(exc.message or exc)[:_MAX_ERROR_CHARS]
+        message = clip(str(exc.message or exc), _MAX_ERROR_CHARS)
         if not status:
             return ModelCallError("other", message)
         return ModelCallError(
@@ -209,16 +214,17 @@ def _classify(exc: Exception) -> ModelCallError:
         )
     # The SDK lets the HTTP client's own exceptions through.
     if isinstance(exc, httpx2.TimeoutException):
-        return ModelCallError("timeout", f"{type(exc).__name__}: {exc}")
+        return ModelCallError("timeout", clip(f"{type(exc).__name__}: {exc}", _MAX_ERROR_CHARS))
     if isinstance(exc, httpx2.TransportError):
-        return ModelCallError("connection", f"{type(exc).__name__}: {exc}")
+        return ModelCallError("connection", clip(f"{type(exc).__name__}: {exc}", _MAX_ERROR_CHARS))
     # A body that is not JSON, or JSON of the wrong shape (e.g. a proxy's error page).
     malformed = (
         genai_errors.UnknownApiResponseError,
         json.JSONDecodeError,
+        UnicodeDecodeError,
         pydantic.ValidationError,
         httpx2.DecodingError,
     )
     if isinstance(exc, malformed):
-        return ModelCallError("malformed", f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS])
-    return ModelCallError("other", f"{type(exc).__name__}: {exc}")
+        return ModelCallError("malformed", clip(f"{type(exc).__name__}: {exc}", _MAX_ERROR_CHARS))
+    return ModelCallError("other", clip(f"{type(exc).__name__}: {exc}", _MAX_ERROR_CHARS))

@@ -3,6 +3,7 @@ llama.cpp) reached through the card's base_url."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ import openai
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
+from oversight.model.redact import clip
 from oversight.model.types import (
     GenerateRequest,
     GenerateResponse,
@@ -66,7 +68,9 @@ class OpenAIAPI(ModelAPI):
         try:
             completion = await client.chat.completions.create(**kwargs)
         except Exception as exc:
-            raise _classify(exc) from exc
+            # Not chained: the SDK's exception holds the raw reply, which may echo our
+            # headers; the classified error carries its type and scrubbed text instead.
+            raise _classify(exc) from None
         latency = time.perf_counter() - start
         response = _parse(completion, request, want_logprobs="logprobs" in kwargs)
         response.latency_s = latency
@@ -133,7 +137,10 @@ def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> Ge
                 raise ModelCallError("malformed", f"choice {choice.index} has no text ({why})")
             texts.append(content)
         if not texts:
-            raise ModelCallError("malformed", "response has no choices")
+            # Some compatible servers and gateways answer an error with status 200.
+            error = getattr(completion, "error", None)
+            detail = f" (error: {clip(str(error), _MAX_ERROR_CHARS)})" if error else ""
+            raise ModelCallError("malformed", f"response has no choices{detail}")
         usage = completion.usage
         parsed_usage = Usage(
             int(getattr(usage, "prompt_tokens", 0) or 0),
@@ -145,7 +152,7 @@ def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> Ge
     except ModelCallError:
         raise
     except (AttributeError, TypeError, ValueError) as exc:
-        raise ModelCallError("malformed", f"unexpected response shape: {exc}") from exc
+        raise ModelCallError("malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)) from None
     if len(texts) != request.n:
         # Some compatible servers silently ignore n; retrying would not help.
         raise ModelCallError(
@@ -187,20 +194,24 @@ def _logaddexp(a: float, b: float) -> float:
 def _classify(exc: Exception) -> ModelCallError:
     # APITimeoutError subclasses APIConnectionError, so it is checked first.
     if isinstance(exc, openai.APITimeoutError):
-        return ModelCallError("timeout", str(exc))
+        return ModelCallError("timeout", clip(str(exc), _MAX_ERROR_CHARS))
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
-        return ModelCallError(
-            "connection", f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
-        )
+        text = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
+        return ModelCallError("connection", clip(text, _MAX_ERROR_CHARS))
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         return ModelCallError(
             kind_for_status(status),
-            str(exc.message)[:_MAX_ERROR_CHARS],
+            clip(str(exc.message), _MAX_ERROR_CHARS),
             status=status,
             retry_after=retry_after_from_headers(exc.response.headers),
         )
     if isinstance(exc, openai.APIResponseValidationError):
-        return ModelCallError("malformed", str(exc), status=exc.status_code)
-    return ModelCallError("other", f"{type(exc).__name__}: {exc}")
+        return ModelCallError("malformed", clip(str(exc), _MAX_ERROR_CHARS), status=exc.status_code)
+    # The SDK decodes a 200's body itself and lets a broken one (cut short by a proxy, not
+    # UTF-8) through as the decoder's own error: a malformed reply, worth another try.
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return ModelCallError("malformed", clip(f"reply body is not valid JSON: {type(exc).__name__}: {exc}",
+                                                _MAX_ERROR_CHARS))
+    return ModelCallError("other", clip(f"{type(exc).__name__}: {exc}", _MAX_ERROR_CHARS))
