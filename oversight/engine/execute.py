@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oversight.engine.plan import Debater, Episode
+from oversight.model.redact import scrub
 from oversight.model.wrapper import CallFailure, Model
 from oversight.protocol.context import CallRecord, Context, Options
 from oversight.protocol.prompts import Templates
@@ -144,7 +145,7 @@ async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, s
         if failure.error.kind in FATAL_KINDS:
             rt.on_fatal(failure)
     except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
-        error = f"internal error: {type(exc).__name__}: {exc}"
+        error = scrub(f"internal error: {type(exc).__name__}: {exc}")
         verdict = Verdict(None, "", "error", error=error)
     row = judgment_row(rt, ep, ctx, verdict, tid, share, error)
     own = transcript.turns if transcript else []
