@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--samples", type=int, default=32)
     b.add_argument("--out", required=True)
     b.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    b.add_argument(
+        "--unsafe-sandbox",
+        action="store_true",
+        help="if bubblewrap is unavailable, run model-written programs under the weak in-process guard (escapable)",
+    )
     return p
 
 
@@ -181,7 +186,7 @@ def _protocol_descriptions() -> dict[str, str]:
 def cmd_build_task(args: argparse.Namespace) -> int:
     from oversight.task.build_cli import build_task
 
-    build_task(args.task, args.source, args.model, args.samples, args.out, args.limit)
+    build_task(args.task, args.source, args.model, args.samples, args.out, args.limit, args.unsafe_sandbox)
     return 0
 
 

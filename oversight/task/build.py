@@ -28,7 +28,7 @@ from typing import Any
 
 from oversight.errors import OversightError
 from oversight.task.loaders.common import Rec, read_jsonl
-from oversight.task.sandbox import Limits, SandboxResult, run_python_async
+from oversight.task.sandbox import Limits, SandboxResult, require_sandbox, run_python_async
 
 Generate = Callable[[str, int], Awaitable[list[str]]]
 
@@ -119,15 +119,18 @@ def _write(out: Path, records: list[dict[str, Any]]) -> None:
 class _Runner:
     """Runs programs in the sandbox, at most `parallel` at a time, caching by source."""
 
-    def __init__(self, limits: Limits, parallel: int) -> None:
+    def __init__(self, limits: Limits, parallel: int, unsafe: bool) -> None:
+        # Checked before any model call: no tokens are spent on programs that cannot run.
+        require_sandbox(unsafe)
         self.limits = limits
+        self.unsafe = unsafe
         self.sem = asyncio.Semaphore(parallel)
         self.cache: dict[str, SandboxResult] = {}
 
     async def run(self, source: str) -> SandboxResult:
         if source not in self.cache:
             async with self.sem:
-                self.cache[source] = await run_python_async(source, self.limits)
+                self.cache[source] = await run_python_async(source, self.limits, unsafe=self.unsafe)
         return self.cache[source]
 
 
@@ -158,8 +161,12 @@ async def build_gsm8kqa(
     limits: Limits | None = None,
     parallel_problems: int = 8,
     parallel_programs: int | None = None,
+    unsafe_sandbox: bool = False,
 ) -> BuildReport:
-    """GSM8K JSONL (`question`, `answer` with `#### n`) → GSM8KQA JSONL at `out`."""
+    """GSM8K JSONL (`question`, `answer` with `#### n`) → GSM8KQA JSONL at `out`.
+
+    Programs run under bubblewrap; without it this refuses (OversightError) unless
+    `unsafe_sandbox` allows the weaker in-process guard."""
     src, dest = Path(source_jsonl), Path(out)
     _check_samples(samples)
     report = BuildReport("gsm8kqa", dest)
@@ -170,6 +177,7 @@ async def build_gsm8kqa(
     runner = _Runner(
         limits or Limits(cpu_s=5, wall_s=15, memory_mb=512),
         parallel_programs or os.cpu_count() or 2,
+        unsafe_sandbox,
     )
 
     async def one(entry: tuple[str, Rec]) -> dict[str, Any] | None:
@@ -296,8 +304,10 @@ async def build_codeqa(
     limits: Limits | None = None,
     parallel_problems: int = 8,
     parallel_programs: int | None = None,
+    unsafe_sandbox: bool = False,
 ) -> BuildReport:
-    """HumanEval JSONL(.gz) → CodeQA JSONL: the canonical solution and a failing one."""
+    """HumanEval JSONL(.gz) → CodeQA JSONL: the canonical solution and a failing one.
+    Sandbox as for `build_gsm8kqa`."""
     src, dest = Path(source), Path(out)
     _check_samples(samples)
     report = BuildReport("codeqa", dest)
@@ -307,6 +317,7 @@ async def build_codeqa(
     runner = _Runner(
         limits or Limits(cpu_s=5, wall_s=15, memory_mb=512),
         parallel_programs or os.cpu_count() or 2,
+        unsafe_sandbox,
     )
 
     async def one(rec: Rec) -> dict[str, Any] | None:

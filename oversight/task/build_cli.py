@@ -17,12 +17,17 @@ from oversight.model.providers import make_api
 from oversight.model.types import GenerateRequest, Message
 from oversight.model.wrapper import CallFailure, Model
 from oversight.task.build import BuildReport, build_codeqa, build_gsm8kqa
+from oversight.task.sandbox import require_sandbox
 
 
-def build_task(task: str, source: str, model_ref: str, samples: int, out: str, limit: int | None) -> BuildReport:
+def build_task(
+    task: str, source: str, model_ref: str, samples: int, out: str, limit: int | None, unsafe_sandbox: bool = False
+) -> BuildReport:
     src = Path(source)
     if not src.exists():
         raise OversightError(f"build-task {task}: source file not found: {src}.")
+    # Before the model card and its key: without a sandbox nothing else matters.
+    require_sandbox(unsafe_sandbox)
     card = resolve_model(model_ref, "build-task --model")
     card.api_key()
 
@@ -39,7 +44,9 @@ def build_task(task: str, source: str, model_ref: str, samples: int, out: str, l
 
         try:
             build = build_gsm8kqa if task == "gsm8kqa" else build_codeqa
-            return await build(src, generate, samples, out, limit=limit, model_name=card.label)
+            return await build(
+                src, generate, samples, out, limit=limit, model_name=card.label, unsafe_sandbox=unsafe_sandbox
+            )
         finally:
             await model.api.aclose()
 
