@@ -20,9 +20,8 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import pandas as pd
 import yaml
 
 import oversight
@@ -46,7 +45,9 @@ from oversight.protocol.prompts import Templates
 from oversight.store.collect import Collected, collect, totals
 from oversight.store.journal import Journal, JournalWriteError
 from oversight.store.lock import RunLock
-from oversight.store.tables import JUDGMENT_COLUMNS, frame, seal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Exit codes (DESIGN §11): 0 success; 1 errored episodes or a fail-fast stop; 2 bad input; 130 interrupted.
 EXIT_OK, EXIT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -225,6 +226,11 @@ class Run:
 def seal_run(
     run_dir: Path, wanted_protocols: list[str], items: list[dict[str, Any]] | None = None
 ) -> tuple[pd.DataFrame, dict[str, int], Collected]:
+    # Imported here: pandas is not needed until the run is over, and costs startup time.
+    import pandas as pd
+
+    from oversight.store.tables import JUDGMENT_COLUMNS, frame, seal
+
     c = collect(run_dir)
     judgments = frame(c.judgments, JUDGMENT_COLUMNS)
     excluded: dict[str, int] = {}
