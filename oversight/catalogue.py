@@ -8,12 +8,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from oversight.errors import OversightError, clip
+
+KINDS = ("protocols", "tasks", "judges", "runs")
 _extra: list[Path] = []
 
 
 def include(path: str | Path) -> None:
-    """Add a folder that holds protocols/, tasks/ or judges/ (or is one of them)."""
-    p = Path(path).resolve()
+    """Add a folder that holds protocols/, tasks/ or judges/ (or is one of them).
+
+    A folder that does not exist or holds none of them is an error: ignoring it would run
+    with the bundled catalogue while the user believes their own cards are in use.
+    """
+    p = Path(path).expanduser()
+    shown = clip(str(path), 200)
+    if not p.exists():
+        raise OversightError(f"--include {shown}: no such folder.")
+    if not p.is_dir():
+        raise OversightError(
+            f"--include {shown}: not a folder (give the folder that holds tasks/, judges/ or protocols/)."
+        )
+    p = p.resolve()
+    if p.name not in KINDS and not any((p / k).is_dir() for k in KINDS):
+        raise OversightError(
+            f"--include {shown}: holds none of {', '.join(k + '/' for k in KINDS)} and is not one of them; "
+            f"give the folder that holds your tasks/, judges/ or protocols/ folder."
+        )
     if p not in _extra:
         _extra.insert(0, p)
 

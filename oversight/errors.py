@@ -1,23 +1,55 @@
 """User-facing errors.
 
-An `OversightError` carries one readable paragraph; the CLI prints it and exits non-zero
+An `OversightError` carries one readable paragraph; the CLI prints it and exits with status 2
 without a traceback. Raise it for anything a user can fix (a bad spec, card, task file,
 missing key); let genuine bugs raise normally.
+
+Messages quote offending values through `excerpt`, never whole: a value may be a megabyte
+of text or an alias-expanded YAML structure, and the message must stay one short paragraph.
 """
 
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
+
+EXCERPT_CHARS = 80
+
+# reprlib stops descending into big containers after a few elements, so building the excerpt
+# of a huge nested value costs as little as building the excerpt of a small one.
+_repr = reprlib.Repr()
+_repr.maxlevel = 3
+_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 6
+_repr.maxstring = _repr.maxother = EXCERPT_CHARS
+_repr.maxlong = 40
 
 
 class OversightError(Exception):
     """A problem the user can fix, described in one paragraph."""
 
 
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short repr of `value` for an error message: at most about `limit` characters."""
+    try:
+        text = repr(value) if isinstance(value, str) and len(value) <= limit else _repr.repr(value)
+    except ValueError:  # repr() of an int with more than 4,300 digits
+        text = f"<{type(value).__name__} too large to show>"
+    text = " ".join(text.split())  # a message is one paragraph, even for multi-line values
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def clip(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` on one line, cut to about `limit` characters (no quotes added)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def nearest(name: str, options: Iterable[str]) -> str | None:
     """The closest valid name to `name`, for 'did you mean' hints."""
-    matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    matches = difflib.get_close_matches(name[:200], list(options), n=1, cutoff=0.5)
     return matches[0] if matches else None
 
 
@@ -28,4 +60,4 @@ def unknown_name(kind: str, name: str, options: Iterable[str], where: str = "") 
     did = f" Did you mean '{hint}'?" if hint else ""
     loc = f" in {where}" if where else ""
     listing = ", ".join(opts) if opts else "(none found)"
-    return OversightError(f"Unknown {kind} '{name}'{loc}.{did} Available: {listing}.")
+    return OversightError(f"Unknown {kind} '{clip(name)}'{loc}.{did} Available: {listing}.")

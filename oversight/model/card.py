@@ -2,26 +2,40 @@
 
 A model reference in a spec is a card name (judges/NAME.yaml), a `provider/model` string
 (`openai/gpt-4o-mini`, `sim/weak`) or an inline mapping with a card's fields.
+
+Numbers are bounded when the card is read, so that a typo fails at once instead of hanging
+or failing every call later: `max_concurrency` 1 … 4,096 (each slot may hold a connection);
+`rpm` and `tpm` at least 1 (fractions above 1 are fine; a limiter cannot grant one request
+out of a budget below one); `max_tokens` ≤ 1,000,000; `temperature` 0 … 2; `timeout_s`
+≤ 3,600; `max_retries` ≤ 100; prices ≥ 0; every float finite. `base_url` is an http(s)
+URL and `api_key_env` the name of an environment variable.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from oversight import catalogue
 from oversight.config import Strict, read_yaml, validate
-from oversight.errors import OversightError, unknown_name
+from oversight.errors import OversightError, excerpt, unknown_name
 
 PROVIDERS = ("openai", "anthropic", "google", "sim")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "google": "GEMINI_API_KEY"}
 
 
+MAX_MODEL_CONCURRENCY = 4_096
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+URL = re.compile(r"https?://[^\s/?#]+[^\s]*")
+
+
 class Price(Strict):
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
+    # A negative price would make spending go down and the budget never trip.
+    input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 class SimParams(Strict):
@@ -36,20 +50,37 @@ class SimParams(Strict):
 class ModelCard(Strict):
     name: str | None = None  # filled in from the file name or reference
     provider: Literal["openai", "anthropic", "google", "sim"]
-    model: str
+    model: str = Field(min_length=1)
     base_url: str | None = None
     api_key_env: str | None = None
-    max_concurrency: int = Field(32, ge=1)
-    rpm: float | None = Field(None, gt=0)
-    tpm: float | None = Field(None, gt=0)
-    max_tokens: int = Field(1024, ge=1)
-    temperature: float | None = None
+    max_concurrency: int = Field(32, ge=1, le=MAX_MODEL_CONCURRENCY)
+    rpm: float | None = Field(None, ge=1, le=1e9, allow_inf_nan=False)
+    tpm: float | None = Field(None, ge=1, le=1e12, allow_inf_nan=False)
+    max_tokens: int = Field(1024, ge=1, le=1_000_000)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     price: Price = Price()
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(6, ge=0)
+    timeout_s: float = Field(120.0, gt=0, le=3600, allow_inf_nan=False)
+    max_retries: int = Field(6, ge=0, le=100)
     images: bool | None = None  # None: the provider's default capability
     logprobs: bool | None = None
     sim: SimParams | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not URL.fullmatch(v):
+            raise ValueError("base_url must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        return v
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_NAME.fullmatch(v):
+            raise ValueError(
+                "api_key_env is the NAME of an environment variable (letters, digits, '_'), "
+                "e.g. OPENAI_API_KEY, never the key itself"
+            )
+        return v
 
     @property
     def label(self) -> str:
@@ -94,7 +125,7 @@ def resolve_model(ref: str | dict[str, Any], where: str = "spec") -> ModelCard:
     if isinstance(ref, dict):
         return validate(ModelCard, ref, f"{where} (inline model)")
     if not isinstance(ref, str) or not ref:
-        raise OversightError(f"{where}: a model reference must be a name or mapping, got {ref!r}.")
+        raise OversightError(f"{where}: a model reference must be a name or mapping, got {excerpt(ref)}.")
     path = catalogue.find("judges", ref)
     if path is not None:
         data = read_yaml(path) or {}

@@ -172,3 +172,78 @@ def mean_ci(values: np.ndarray, z: float = Z95, lo: float = 0.0, hi: float = 1.0
         return (m, m, m)
     half = z * float(v.std(ddof=1)) / np.sqrt(n)
     return (m, float(np.clip(m - half, lo, hi)), float(np.clip(m + half, lo, hi)))
+
+
+# ---------------------------------------------------------------------------------------
+# Checking stored tables before scoring them
+
+# Columns scoring cannot do without, per table. `judgments.parquet` also needs an outcome:
+# `is_correct`, or `judge_answer` with `correct_answer`. turns/calls are checked only when
+# they hold rows (a QA-only run has no turns).
+REQUIRED_COLUMNS = {
+    "judgments": ("task", "item_id", "protocol"),
+    "turns": ("transcript_id", "task", "protocol", "agent", "n_verified", "n_unverified",
+              "input_tokens", "output_tokens"),
+    "calls": ("model",),
+}
+NUMERIC_COLUMNS = {
+    "judgments": ("order", "correct_answer", "judge_answer", "p_correct", "agent_choice", "rounds",
+                  "best_of", "judge_input_tokens", "judge_output_tokens", "episode_cost_usd"),
+    "turns": ("round", "n_verified", "n_unverified", "input_tokens", "output_tokens", "cost_usd"),
+    "calls": ("input_tokens", "output_tokens", "cost_usd", "latency_s", "retries"),
+}
+BOOLEAN_COLUMNS = {"judgments": ("is_correct", "simulated"), "turns": ("truncated",), "calls": ("cache_hit",)}
+
+
+def _column_kind(series: pd.Series) -> str:
+    """'numeric', 'boolean', 'null' (no values) or 'other', judged from the values present."""
+    values = series.dropna()
+    if len(values) == 0:
+        return "null"
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return "numeric"
+    kinds = {type(v) for v in values}
+    if kinds <= {bool, np.bool_}:
+        return "boolean"
+    if all(issubclass(k, int | float | np.integer | np.floating) and not issubclass(k, bool | np.bool_)
+           for k in kinds):
+        return "numeric"
+    return "other"
+
+
+def check_table(df: pd.DataFrame, table: str, source: str) -> None:
+    """Raise an OversightError naming `source` if `df` is not a `table` as `oversight run`
+    writes it: a required column missing, or a number/boolean column holding other values.
+
+    Without this a wrong file fails deep inside scoring with a KeyError, or worse is scored:
+    a text `is_correct` column would count every row correct.
+    """
+    from oversight.errors import OversightError, clip
+
+    if table != "judgments" and len(df) == 0:
+        return
+    problems = []
+    missing = [c for c in REQUIRED_COLUMNS[table] if c not in df.columns]
+    if table == "judgments" and "is_correct" not in df.columns and not {
+            "judge_answer", "correct_answer"} <= set(df.columns):
+        missing.append("is_correct (or judge_answer and correct_answer)")
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    for col in NUMERIC_COLUMNS[table]:
+        if col in df.columns and _column_kind(df[col]) not in ("numeric", "null"):
+            problems.append(f"column '{col}' should hold numbers, got {df[col].dtype} values")
+    for col in BOOLEAN_COLUMNS[table]:
+        if col not in df.columns:
+            continue
+        kind = _column_kind(df[col])
+        as_01 = kind == "numeric" and bool(df[col].dropna().isin([0, 1]).all())
+        if kind not in ("boolean", "null") and not as_01:
+            problems.append(f"column '{col}' should hold true/false, got {df[col].dtype} values")
+    if problems:
+        cols = clip(", ".join(map(str, df.columns)), 160)
+        raise OversightError(
+            f"{source}: not a {table} table written by `oversight run`: {'; '.join(problems)} "
+            f"(its columns: {cols or 'none'})."
+        )

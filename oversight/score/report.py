@@ -19,12 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from oversight.errors import OversightError
+from oversight.errors import OversightError, clip
 from oversight.score import diagnostics, plots
 from oversight.score.accuracy import summary_table
 from oversight.score.compare import comparisons_table
 from oversight.score.elo import elo_slope_table, elo_table
-from oversight.score.frame import normalize_judgments
+from oversight.score.frame import check_table, normalize_judgments
 from oversight.score.html import SIM_BANNER, render_html
 from oversight.score.open import open_table
 
@@ -88,8 +88,48 @@ class ReportResult:
         return self.tables.get("elo", pd.DataFrame())
 
 
-def _read_optional(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path.exists() else None
+MAX_RESAMPLES = 1_000_000
+MAX_BOOTSTRAP = 100_000
+
+
+def read_table(path: Path, table: str) -> pd.DataFrame:
+    """One stored table, checked; a corrupt, truncated or foreign file is an OversightError."""
+    import pyarrow as pa
+
+    try:
+        df = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        journal = path.parent / "journal.jsonl"
+        hint = (f" The run's journal is intact: `oversight run SPEC --resume --out {path.parent}` seals the "
+                f"tables again." if journal.exists() else "")
+        raise OversightError(
+            f"{path}: not a readable Parquet file, perhaps truncated or corrupt ({clip(str(exc), 160)}).{hint}"
+        ) from None
+    check_table(df, table, str(path))
+    return df
+
+
+def _read_optional(path: Path, table: str) -> pd.DataFrame | None:
+    return read_table(path, table) if path.exists() else None
+
+
+def check_report_settings(seed: int, n_resamples: int, elo_bootstrap: int, elo_scale: float,
+                          max_transcripts: int | None) -> None:
+    """Bounds on the report's numeric settings, checked before anything is read."""
+    problems = []
+    if not 1 <= n_resamples <= MAX_RESAMPLES:
+        problems.append(f"n_resamples (--resamples) must be 1 … {MAX_RESAMPLES:,}, got {n_resamples:,} "
+                        f"(the permutation tests need resamples; default 10,000)")
+    if not 0 <= elo_bootstrap <= MAX_BOOTSTRAP:
+        problems.append(f"elo_bootstrap must be 0 … {MAX_BOOTSTRAP:,}, got {elo_bootstrap:,}")
+    if not 0 <= seed < 2**63:
+        problems.append(f"seed (--seed) must be 0 … 2^63 − 1, got {seed:,}")
+    if not elo_scale > 0 or elo_scale == float("inf"):
+        problems.append(f"elo_scale must be a positive number, got {elo_scale}")
+    if max_transcripts is not None and max_transcripts < 0:
+        problems.append(f"max_transcripts (--max-transcripts) must be 0 or more, got {max_transcripts:,}")
+    if problems:
+        raise OversightError("Report settings: " + "; ".join(problems) + ".")
 
 
 def load_frames(run_dirs: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -114,9 +154,9 @@ def load_frames(run_dirs: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFr
             raise OversightError(
                 f"Cannot report on '{d}': it {what}. Pass a run directory "
                 f"(runs/NAME/<run_id>/) written by `oversight run`.{hint}")
-        js.append(pd.read_parquet(jp))
+        js.append(read_table(jp, "judgments"))
         for name, acc in (("turns.parquet", ts), ("calls.parquet", cs)):
-            frame = _read_optional(d / name)
+            frame = _read_optional(d / name, name.removesuffix(".parquet"))
             if frame is not None:
                 acc.append(frame)
 
@@ -201,20 +241,33 @@ def build_report(
     dirs = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(d) for d in run_dirs]
     if not dirs:
         raise OversightError("No run directory given: pass at least one runs/NAME/<run_id>/.")
+    check_report_settings(seed, n_resamples, elo_bootstrap, elo_scale, max_transcripts)
     judgments, turns, calls = load_frames(dirs)
     if out_dir is not None:
         out = Path(out_dir)
     else:
         first = dirs[0].parent if dirs[0].is_file() else dirs[0]
         out = first if len(dirs) == 1 else first / "combined-report"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(out, out_dir is not None, exc) from None
     simulated = is_simulated(judgments)
     tables = compute_tables(judgments, turns, calls, seed=seed, n_resamples=n_resamples,
                             elo_bootstrap=elo_bootstrap, elo_scale=elo_scale)
     result = ReportResult(run_dirs=dirs, out_dir=out, judgments=judgments, turns=turns,
                           calls=calls, simulated=simulated, tables=tables)
+    try:
+        _write_outputs(result, out, write_plots, write_html, max_transcripts)
+    except OSError as exc:  # a read-only folder or a full disk, half-way through
+        raise _write_error(out, out_dir is not None, exc) from None
+    return result
+
+
+def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_html: bool,
+                   max_transcripts: int | None) -> None:
     for name, fname in TABLE_FILES.items():
-        table = tables[name]
+        table = result.tables[name]
         if len(table) or name in ALWAYS_WRITTEN:
             path = out / fname
             _parquet_safe(table).to_parquet(path, index=False)
@@ -222,13 +275,13 @@ def build_report(
 
     if write_plots:
         drawn = {
-            "accuracy": plots.plot_accuracy(tables["summary"], out / "accuracy.png", simulated),
-            "open": plots.plot_open(tables["open"], out / "open_protocols.png", simulated),
-            "elo": plots.plot_elo(tables["elo"], out / "elo.png", simulated),
+            "accuracy": plots.plot_accuracy(result.tables["summary"], out / "accuracy.png", result.simulated),
+            "open": plots.plot_open(result.tables["open"], out / "open_protocols.png", result.simulated),
+            "elo": plots.plot_elo(result.tables["elo"], out / "elo.png", result.simulated),
             "accuracy_vs_elo": plots.plot_accuracy_vs_elo(
-                tables["elo"], tables["elo_slope"], out / "accuracy_vs_elo.png", simulated),
-            "calibration": plots.plot_calibration(tables["reliability"], out / "calibration.png",
-                                                  simulated),
+                result.tables["elo"], result.tables["elo_slope"], out / "accuracy_vs_elo.png", result.simulated),
+            "calibration": plots.plot_calibration(result.tables["reliability"], out / "calibration.png",
+                                                  result.simulated),
         }
         result.plots = {k: v for k, v in drawn.items() if v is not None}
         result.files.update({f"plot_{k}": v for k, v in result.plots.items()})
@@ -238,7 +291,15 @@ def build_report(
         result.html_path = out / "report.html"
         result.html_path.write_text(page, encoding="utf-8")
         result.files["html"] = result.html_path
-    return result
+
+
+def _write_error(out: Path, given: bool, exc: OSError) -> OversightError:
+    where = f"{out} (report --out)" if given else str(out)
+    failed = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+    return OversightError(
+        f"Cannot write the report to {where}{failed}: {exc.strerror or clip(str(exc))}. "
+        f"Choose a folder that can be created and written with --out, or free some space."
+    )
 
 
 def _ci(lo: Any, hi: Any) -> str:

@@ -66,10 +66,10 @@ def register_loader(name: str) -> Callable[[Loader], Loader]:
     return deco
 
 
-def load_card(task: str | Path) -> TaskCard:
+def load_card(task: str | Path, where: str = "") -> TaskCard:
     path = catalogue.find("tasks", str(task))
     if path is None:
-        raise unknown_name("task", str(task), catalogue.names("tasks"))
+        raise unknown_name("task", str(task), catalogue.names("tasks"), where)
     data_card = load_yaml(TaskCard, path)
     data_card.card_path = str(path)
     return data_card
@@ -82,7 +82,12 @@ def load_task(card: TaskCard, path: str | Path | None = None, seed: int = 0) -> 
         raise unknown_name("loader", card.loader, LOADERS, card.card_path or card.name)
     data = card.data_path(path)
     if not data.exists():
-        raise OversightError(f"Task '{card.name}': data file not found: {data}.")
+        looked = ""
+        if path is None and card.card_path and not data.is_absolute():
+            beside = Path(card.card_path).parent / data
+            looked = f" (looked beside the card, at {beside}, and in the working directory {Path.cwd()})"
+        card_ref = f" (card {card.card_path}, 'path')" if card.card_path and path is None else ""
+        raise OversightError(f"Task '{card.name}'{card_ref}: data file not found: {data}{looked}.")
     return LOADERS[card.loader](card, data, seed)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oversight.config import Strict
-from oversight.errors import OversightError
+from oversight.errors import OversightError, excerpt
 from oversight.task.card import LoadResult, TaskCard, register_loader
 from oversight.task.item import Item
 from oversight.task.loaders.common import Collector, Rec, file_kind, options, read_table
@@ -32,7 +32,7 @@ def _truth(rec: Rec) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise rec.fail(f"field 'answer' should be true or false, got {value!r}")
+    raise rec.fail(f"field 'answer' should be true or false, got {excerpt(value)}")
 
 
 def tidy(question: str) -> str:

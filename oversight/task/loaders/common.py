@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from oversight.config import validate
-from oversight.errors import OversightError
+from oversight.errors import OversightError, clip, excerpt
 from oversight.task.card import LoadResult, TaskCard
 from oversight.task.item import Item
 
@@ -29,6 +30,14 @@ from oversight.task.item import Item
 csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
 
 _MISSING = object()
+
+
+def is_null(value: Any) -> bool:
+    """None, or a float NaN: how pandas and JSON exports write a missing value.
+
+    A NaN must never reach an Item as the text "nan".
+    """
+    return value is None or (isinstance(value, float) and math.isnan(value))
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
@@ -61,16 +70,20 @@ class Rec:
         return OversightError(f"{self.path}: {self.where}: {message}.")
 
     def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
+        return not is_null(self.data.get(key))
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
         value = self.data.get(key)
-        if value is None:
+        if is_null(value):
             if default is not _MISSING:
                 return default
+            if value is not None:
+                raise self.fail(f"field '{key}' is NaN (a missing value); give it a value")
+            if key in self.data:
+                raise self.fail(f"missing field '{key}' (empty or null in this record); give it a value")
             keys = [str(k) for k in self.data if k is not None]
             shown = ", ".join(keys[:12]) + (f", … ({len(keys)} in all)" if len(keys) > 12 else "")
-            raise self.fail(f"missing field '{key}' (the record has: {shown or 'no fields'})")
+            raise self.fail(f"missing field '{key}' (the record has: {clip(shown) or 'no fields'})")
         return value
 
     def text(self, key: str, default: Any = _MISSING) -> str:
@@ -78,7 +91,7 @@ class Rec:
         if not isinstance(value, str):
             if value is default:
                 return value  # type: ignore[no-any-return]
-            raise self.fail(f"field '{key}' should be text, got {type(value).__name__} {value!r}")
+            raise self.fail(f"field '{key}' should be text, got {type(value).__name__} {excerpt(value)}")
         return value
 
     def integer(self, key: str, default: Any = _MISSING) -> int:
@@ -86,14 +99,14 @@ class Rec:
         if value is default:
             return value  # type: ignore[no-any-return]
         if isinstance(value, bool):
-            raise self.fail(f"field '{key}' should be an integer, got {value!r}")
+            raise self.fail(f"field '{key}' should be an integer, got {excerpt(value)}")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value.strip())
-        raise self.fail(f"field '{key}' should be an integer, got {value!r}")
+        raise self.fail(f"field '{key}' should be an integer, got {excerpt(value)}")
 
     def listing(self, key: str) -> list[Any]:
         value = self.get(key)
@@ -131,9 +144,30 @@ def _open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
         raise OversightError(f"Cannot read {path}: {exc.strerror or exc}.") from None
 
 
+def _first_bad_utf8_line(path: Path) -> int | None:
+    """The 1-based line holding the first byte that is not UTF-8.
+
+    Text is decoded in chunks ahead of the line being parsed, so the line a reader had
+    reached when decoding failed is not where the bad byte is; this scan finds it.
+    """
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            for n, raw in enumerate(f, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return n
+    except (OSError, EOFError):
+        return None
+    return None
+
+
 def _read_fail(path: Path, where: str, exc: Exception) -> OversightError:
     if isinstance(exc, UnicodeDecodeError):
-        return OversightError(f"{path}: {where}: not valid UTF-8 text ({exc.reason}).")
+        line = _first_bad_utf8_line(path)
+        at = f"line {line}" if line else where
+        return OversightError(f"{path}: {at}: not valid UTF-8 text ({exc.reason}); save the file as UTF-8.")
     if isinstance(exc, gzip.BadGzipFile | EOFError):
         return OversightError(f"{path}: not a complete gzip file ({exc}).")
     if isinstance(exc, OSError):
@@ -142,9 +176,12 @@ def _read_fail(path: Path, where: str, exc: Exception) -> OversightError:
 
 
 def read_jsonl(path: Path) -> Iterator[Rec]:
-    """JSON Lines (optionally gzipped); blank lines are skipped, every other line an object."""
+    """JSON Lines (optionally gzipped); blank lines are skipped, every other line an object.
+
+    A UTF-8 byte-order mark at the start is allowed, as for CSV (Windows tools write one).
+    """
     n = 0
-    with _open_text(path) as f:
+    with _open_text(path, encoding="utf-8-sig") as f:
         try:
             for n, line in enumerate(f, start=1):  # noqa: B007 - n is used after the loop
                 if not line.strip():
@@ -155,6 +192,9 @@ def read_jsonl(path: Path) -> Iterator[Rec]:
                     raise OversightError(
                         f"{path}: line {n}: not valid JSON ({exc.msg} at column {exc.colno})."
                     ) from None
+                except (ValueError, RecursionError) as exc:
+                    # int() refuses numbers of more than 4,300 digits; deep nesting overflows.
+                    raise OversightError(f"{path}: line {n}: unreadable JSON value ({clip(str(exc))}).") from None
                 if not isinstance(obj, dict):
                     raise OversightError(f"{path}: line {n}: expected a JSON object.")
                 yield Rec(obj, path, f"line {n}")
@@ -163,7 +203,7 @@ def read_jsonl(path: Path) -> Iterator[Rec]:
 
 
 def read_json(path: Path) -> Any:
-    with _open_text(path) as f:
+    with _open_text(path, encoding="utf-8-sig") as f:
         try:
             return json.load(f)
         except json.JSONDecodeError as exc:
@@ -172,6 +212,8 @@ def read_json(path: Path) -> Any:
             ) from None
         except (UnicodeDecodeError, OSError, EOFError) as exc:
             raise _read_fail(path, "reading", exc) from None
+        except (ValueError, RecursionError) as exc:
+            raise OversightError(f"{path}: unreadable JSON value ({clip(str(exc))}).") from None
 
 
 def read_csv(path: Path, header: bool = True, delimiter: str = ",") -> Iterator[Rec]:

@@ -2,7 +2,8 @@
 
 The card's `fields` maps our names to the file's columns:
 
-- `question` (required), `answers` (required), `correct` (required), `id`, `article`.
+- `question` (required), `answers` (required), `correct` (required), `id`, `article`
+  (required for `group: extractive`: an extractive item is one with an article).
 - `answers` names one column holding a list (a JSON or Python list literal in CSV), or
   several columns separated by commas (`answers: "A, B, C, D"`).
 - `correct` is an index (`correct_base` 0 or 1), an option letter (A, B, …) or the text of
@@ -19,10 +20,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from oversight.errors import OversightError
+from oversight.errors import OversightError, excerpt
 from oversight.task.card import LoadResult, TaskCard, register_loader
 from oversight.task.item import Item
-from oversight.task.loaders.common import Collector, NoOptions, Rec, clean, options, read_table, rng_for
+from oversight.task.loaders.common import (
+    Collector,
+    NoOptions,
+    Rec,
+    clean,
+    is_null,
+    options,
+    read_table,
+    rng_for,
+)
 
 KNOWN_FIELDS = ("id", "question", "answers", "correct", "article")
 REQUIRED_FIELDS = ("question", "answers", "correct")
@@ -42,6 +52,11 @@ def _check_fields(card: TaskCard) -> None:
         )
     if card.correct_base not in (0, 1):
         raise OversightError(f"{where}: 'correct_base' must be 0 or 1, got {card.correct_base}.")
+    if card.group == "extractive" and "article" not in card.fields:
+        raise OversightError(
+            f"{where}: group is extractive, but 'fields' maps no article (the passage agents read and "
+            f"judges do not); map it (fields: {{article: COLUMN}}) or set group: closed."
+        )
 
 
 def _answers(rec: Rec, spec: str) -> list[str]:
@@ -53,8 +68,19 @@ def _answers(rec: Rec, spec: str) -> list[str]:
             value = value.tolist()
         if not isinstance(value, list | tuple):
             raise rec.fail(f"field '{spec}' should hold a list of answers")
+        for i, v in enumerate(value):
+            if is_null(v):
+                raise rec.fail(f"field '{spec}': answer {i + 1} is empty (null or NaN)")
         return [str(v) for v in value]
     return [str(rec.get(col.strip())) for col in spec.split(",") if col.strip()]
+
+
+def _scalar_text(rec: Rec, key: str) -> str:
+    """A text field; numbers are accepted as their text, but a list or object is a mistake."""
+    value = rec.get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise rec.fail(f"field '{key}' should be text, got {type(value).__name__} {excerpt(value)}")
+    return str(value)
 
 
 def _parse_list(rec: Rec, key: str, raw: str) -> list[Any]:
@@ -65,7 +91,7 @@ def _parse_list(rec: Rec, key: str, raw: str) -> list[Any]:
             continue
         if isinstance(value, list | tuple):
             return list(value)
-    raise rec.fail(f"field '{key}' should be a list of answers (JSON or Python list), got {raw!r}")
+    raise rec.fail(f"field '{key}' should be a list of answers (JSON or Python list), got {excerpt(raw)}")
 
 
 def _correct_index(rec: Rec, key: str, value: Any, answers: list[str], base: int) -> int:
@@ -84,12 +110,12 @@ def _correct_index(rec: Rec, key: str, value: Any, answers: list[str], base: int
         else:
             matches = [i for i, a in enumerate(answers) if clean(a) == v]
             if not matches:
-                raise rec.fail(f"field '{key}' ({v!r}) is not an index, a letter or one of the answers")
+                raise rec.fail(f"field '{key}' ({excerpt(v)}) is not an index, a letter or one of the answers")
             idx = matches[0]
     if idx is None:
-        raise rec.fail(f"field '{key}' should be an index, letter or answer text, got {value!r}")
+        raise rec.fail(f"field '{key}' should be an index, letter or answer text, got {excerpt(value)}")
     if not 0 <= idx < n:
-        raise rec.fail(f"field '{key}' is {value!r}, outside the {n} answers (correct_base is {base})")
+        raise rec.fail(f"field '{key}' is {excerpt(value)}, outside the {n} answers (correct_base is {base})")
     return idx
 
 
@@ -100,14 +126,17 @@ def load_generic(card: TaskCard, path: Path, seed: int) -> LoadResult:
     f = card.fields
     out = Collector()
     for n, rec in enumerate(read_table(path)):
-        item_id = str(rec.get(f["id"])) if "id" in f else str(n)
-        question = clean(str(rec.get(f["question"])))
+        item_id = _scalar_text(rec, f["id"]) if "id" in f else str(n)
+        question = clean(_scalar_text(rec, f["question"]))
         answers = _answers(rec, f["answers"])
         correct = _correct_index(rec, f["correct"], rec.get(f["correct"]), answers, card.correct_base)
-        article = str(rec.get(f["article"])) if "article" in f else None
+        article = _scalar_text(rec, f["article"]) if "article" in f else None
         texts = [clean(a) for a in answers]
         if not question:
             out.skip("empty question")
+            continue
+        if article is not None and not article.strip():
+            out.skip("empty article")
             continue
         if not texts[correct]:
             out.skip("empty correct answer")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from oversight.config import Strict
-from oversight.errors import OversightError
+from oversight.errors import OversightError, excerpt
 from oversight.task.card import LoadResult, TaskCard, register_loader
 from oversight.task.item import Item
 from oversight.task.loaders.common import (
@@ -58,7 +58,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, Rec, list[str], int]]:
         choices = [row.text(letter) for letter in LETTERS]
         letter = row.text("answer").strip().upper()
         if letter not in LETTERS:
-            raise row.fail(f"field 'answer' (column 6) is {letter!r}, not one of A, B, C, D")
+            raise row.fail(f"field 'answer' (column 6) is {excerpt(letter)}, not one of A, B, C, D")
         yield subject, row, choices, LETTERS.index(letter)
 
 

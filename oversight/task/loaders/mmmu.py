@@ -22,7 +22,7 @@ import string
 from pathlib import Path
 
 from oversight.config import Strict
-from oversight.errors import OversightError
+from oversight.errors import OversightError, excerpt
 from oversight.model.types import ImagePart
 from oversight.task.card import LoadResult, TaskCard, register_loader
 from oversight.task.item import Item
@@ -112,7 +112,7 @@ def load_mmmu(card: TaskCard, path: Path, seed: int) -> LoadResult:
             letter = rec.text("answer").strip().upper()
             letters = string.ascii_uppercase[: len(choices)]
             if len(letter) != 1 or not letter.isalpha():
-                raise rec.fail(f"field 'answer' should be an option letter, got {letter!r}")
+                raise rec.fail(f"field 'answer' should be an option letter, got {excerpt(letter)}")
             answer = index_in_range(rec, "answer", ord(letter) - ord("A"), len(choices), 0)
             picked = binary_from_options([str(c) for c in choices], answer, rng_for(seed, card.name, item_id))
             if isinstance(picked, str):

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from oversight.errors import OversightError
+from oversight.errors import OversightError, excerpt
 from oversight.task.card import LoadResult, TaskCard, register_loader
 from oversight.task.item import Item
 from oversight.task.loaders.common import Collector, NoOptions, Rec, options, read_json
@@ -78,7 +78,7 @@ def load_prontoqa(card: TaskCard, path: Path, seed: int) -> LoadResult:
             continue
         answer = rec.text("answer", implied).strip()
         if answer not in ("True", "False"):
-            raise rec.fail(f'field \'answer\' should be "True" or "False", got {answer!r}')
+            raise rec.fail(f'field \'answer\' should be "True" or "False", got {excerpt(answer)}')
         if answer != implied:
             out.skip("proof's conclusion disagrees with the answer")
             continue
