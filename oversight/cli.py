@@ -1,24 +1,26 @@
 """The `oversight` command: a thin layer over the Python API.
 
 Every user-fixable problem ends in a one-paragraph message and exit status 2, never a
-traceback.
+traceback; `--debug` (or OVERSIGHT_DEBUG=1) shows the traceback for a bug report.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from oversight import catalogue
-from oversight.errors import OversightError
+from oversight.errors import OversightError, clip
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oversight", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--include", action="append", default=[], metavar="PATH",
                    help="extra folder holding protocols/, tasks/ or judges/ (repeatable)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of any error (also OVERSIGHT_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an experiment spec")
@@ -26,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="write results exactly to this directory")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run, repeating no finished call")
     r.add_argument("--dry-run", action="store_true", help="print the plan and estimated cost; call nothing")
+    r.add_argument("--keep-errors", action="store_true",
+                   help="with --resume: keep episodes that ended in error instead of running them again")
+    r.add_argument("--cache", choices=["on", "off", "read", "write"], default="on",
+                   help="response cache for this run: on (default), off, read (never write), write (never read)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a spec key, e.g. --set limit=4 --set debate.rounds=2")
 
@@ -55,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if bubblewrap is unavailable, run model-written programs under the weak in-process guard (escapable)",
     )
+    for command in sub.choices.values():
+        # Accepted after the command too; SUPPRESS keeps a top-level --debug from being reset.
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
@@ -70,15 +79,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_plan(prep, estimate(prep))
         return 0
     from oversight.engine.runner import run
+
+    result = run(args.spec, out=args.out, resume=args.resume, overrides=args.overrides,
+                 cache=args.cache, keep_errors=args.keep_errors)
+    if result.status == "interrupted":
+        return result.exit_code  # the runner has printed what was kept and how to resume
+    # Imported only now: scoring pulls in scipy, which the run itself never needs.
     from oversight.score.report import build_report, format_tables
 
-    result = run(args.spec, out=args.out, resume=args.resume, overrides=args.overrides)
     # The full report (plots, HTML) is `oversight report`; here just the tables.
     report = build_report([result.run_dir], None, write_plots=False, write_html=False)
     print(format_tables(report))
     status = "" if result.status == "complete" else f" (status: {result.status})"
     print(f"\nResults in {result.run_dir}{status}. Full report: oversight report {result.run_dir}")
-    return 0
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    resume = f"oversight run {args.spec} --resume --out {result.run_dir}"
+    if result.fatal:
+        print(f"error: {result.fatal} Resume with: {resume}", file=sys.stderr)
+    t = result.totals
+    errors, planned = t.get("episode_errors", 0), t.get("episodes_planned") or 0
+    if errors:
+        unrun = planned - errors - t.get("episodes_done", 0)
+        rest = f", {unrun} not started" if unrun > 0 else ""
+        print(f"error: {errors} of {planned} episodes ended in error{rest} (the `error` column of "
+              f"judgments.parquet says why); `{resume}` runs them again.", file=sys.stderr)
+    return result.exit_code
 
 
 def print_plan(prep, est) -> None:  # type: ignore[no-untyped-def]
@@ -169,15 +195,15 @@ def _first_sentence(text: str, width: int = 90) -> str:
 
 
 def _protocol_descriptions() -> dict[str, str]:
-    import yaml
+    from oversight.config import read_yaml
 
     out: dict[str, str] = {}
     for folder in catalogue.folders("protocols"):
         for f in folder.glob("*.yaml"):
             try:
-                data = yaml.safe_load(f.read_text()) or {}
-            except yaml.YAMLError:
-                continue
+                data = read_yaml(f) or {}
+            except OversightError:
+                continue  # a broken preset is reported when a spec uses it; a listing goes on
             if isinstance(data, dict) and data.get("description"):
                 out.setdefault(f.stem, _first_sentence(str(data["description"])))
     return out
@@ -199,13 +225,52 @@ COMMANDS = {
 }
 
 
+def _within(a: str, b: str) -> bool:
+    """Whether path `a` is `b`, inside it, or one of the folders that would hold it."""
+    pa, pb = Path(os.path.abspath(a)), Path(os.path.abspath(os.path.expanduser(b)))
+    return pa == pb or pb in pa.parents or pa in pb.parents
+
+
+def _path_sources(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The user-given paths an OSError may come from, each with the option that gave it."""
+    sources = []
+    if getattr(args, "out", None):
+        sources.append((f"{'report ' if args.command == 'report' else ''}--out", str(args.out)))
+    if args.command in ("run", "validate"):
+        try:
+            from oversight.engine.spec import load_spec
+
+            cache_dir = load_spec(args.spec, args.overrides).cache_dir
+        except Exception:  # only a hint for the message; a spec that fails here fails elsewhere
+            cache_dir = None
+        if cache_dir:
+            sources.append((f"cache_dir in {args.spec}", cache_dir))
+    if os.environ.get("OVERSIGHT_CACHE_DIR"):
+        sources.append(("$OVERSIGHT_CACHE_DIR", os.environ["OVERSIGHT_CACHE_DIR"]))
+    return sources
+
+
+def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
+    path = exc.filename if isinstance(exc.filename, str) else None
+    reason = exc.strerror or clip(str(exc), 200)
+    if path is None:
+        return f"{reason}."
+    blame = next((f" (from {label} {clip(given)})" for label, given in _path_sources(args) if _within(path, given)),
+                 "")
+    return (f"cannot use {clip(path, 200)}{blame}: {reason}. Choose a location that can be created and "
+            f"written, or free some space.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for inc in args.include:
-        catalogue.include(inc)
+    debug = getattr(args, "debug", False) or os.environ.get("OVERSIGHT_DEBUG", "") not in ("", "0")
     try:
+        for inc in args.include:
+            catalogue.include(inc)
         return COMMANDS[args.command](args)
     except OversightError as exc:
+        if debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -214,6 +279,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `oversight list tasks | head`: the reader left; not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # A folder that cannot be created, a read-only or full disk: the user's to fix.
+        if debug:
+            raise
+        print(f"error: {_os_error_message(exc, args)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: internal error (a bug in oversight): {type(exc).__name__}: {clip(str(exc), 200)}. "
+              f"Re-run with --debug (or OVERSIGHT_DEBUG=1) to see the traceback, and please report it.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ keys, the task files, image capability. Problems surface here as one-paragraph e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from oversight.engine.plan import Debater, Plan, PlanSettings, check_protocols, make_plan, plan_tournament
 from oversight.engine.spec import RunSpec
-from oversight.errors import OversightError
+from oversight.errors import OversightError, excerpt
 from oversight.model.card import ModelCard, resolve_model
 from oversight.model.providers import provider_class
 from oversight.protocol.context import Options
@@ -27,6 +28,7 @@ class Prepared:
     plan: Plan
     options: Options
     task_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_paths: dict[str, Path] = field(default_factory=dict)  # each task's data file
 
 
 def options_from(spec: RunSpec) -> Options:
@@ -39,6 +41,7 @@ def options_from(spec: RunSpec) -> Options:
         consultancy_rounds=spec.consultancy.rounds,
         word_limit=spec.agents.word_limit,
         passage_match=spec.agents.passage_match,
+        agent_qa_mode=spec.agents.qa_mode,
         judge_mode=spec.judge.mode,
         shots=spec.judge.shots,
     )
@@ -54,18 +57,21 @@ def _card(ref: str | dict[str, Any], where: str, cards: dict[str, ModelCard]) ->
 
 
 def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Prepared:
-    if not spec.judges and spec.tournament is None:
-        raise OversightError(f"{source}: 'judges' is empty; name at least one judge model (e.g. sim/weak).")
+    _check_lists(spec, source)
     cards: dict[str, ModelCard] = {}
     judges = [_card(j, f"{source} (judges)", cards) for j in spec.judges]
+    _check_repeated_judges(judges, source)
     agent = _card(spec.agent, f"{source} (agent)", cards) if spec.agent is not None else None
     check_protocols(spec.protocols, agent, source)
 
     items: dict[str, list[Item]] = {}
     skipped: dict[str, dict[str, int]] = {}
     task_cards: dict[str, dict[str, Any]] = {}
+    task_paths: dict[str, Path] = {}
     for task in spec.tasks:
-        tcard = load_card(task)
+        tcard = load_card(task, f"{source} (tasks)")
+        if tcard.name in items:
+            raise OversightError(f"{source}: tasks: '{task}' is task '{tcard.name}' again; list each task once.")
         result = load_task(tcard, seed=spec.seed)
         if not result.items:
             raise OversightError(
@@ -75,6 +81,7 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
         items[tcard.name] = sample(result.items, spec.limit, spec.seed)
         skipped[tcard.name] = result.skipped
         task_cards[tcard.name] = tcard.model_dump(mode="json")
+        task_paths[tcard.name] = tcard.data_path()
 
     roles = {"judge": judges, "agent": [agent] if agent else []}
     debaters: dict[str, Debater] = {}
@@ -103,6 +110,7 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
         for card in cards.values():
             card.api_key()  # a missing key is an error before any call is made
     _check_images(items, cards, roles, source)
+    _check_articles(items, spec, source)
     settings = PlanSettings(
         protocols=list(spec.protocols),
         judges=judges,
@@ -111,10 +119,11 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
         seed=spec.seed,
         debate=spec.debate.model_dump(),
         consultancy_rounds=spec.consultancy.rounds,
+        replicates=spec.replicates,
     )
     plan = make_plan(items, settings) if spec.judges else Plan([], [])
     plan.episodes.extend(tournament)
-    return Prepared(spec, cards, roles, debaters, items, skipped, plan, options_from(spec), task_cards)
+    return Prepared(spec, cards, roles, debaters, items, skipped, plan, options_from(spec), task_cards, task_paths)
 
 def _check_images(
     items: dict[str, list[Item]], cards: dict[str, ModelCard], roles: dict[str, list[str]], source: str
@@ -132,3 +141,54 @@ def _check_images(
                 f"read images (its card sets images: false). Use a multimodal model or drop the task."
             )
 
+
+def _check_lists(spec: RunSpec, source: str) -> None:
+    """An empty or half-filled list would make a run that does nothing and reports success."""
+    if spec.tournament is None:
+        if not spec.protocols:
+            raise OversightError(
+                f"{source}: 'protocols' is empty, so the run would have nothing to do; list at least one "
+                f"(qa, qa_with_article, consultancy, debate, open_consultancy, open_debate) or add a tournament."
+            )
+        if not spec.judges:
+            raise OversightError(f"{source}: 'judges' is empty; name at least one judge model (e.g. sim/weak).")
+    elif spec.protocols and not spec.judges:
+        raise OversightError(
+            f"{source}: 'protocols' lists {', '.join(spec.protocols)} but 'judges' is empty, so they would "
+            f"never run (the tournament has its own judge); name their judges or set protocols: []."
+        )
+    elif spec.judges and not spec.protocols:
+        raise OversightError(
+            f"{source}: 'judges' are listed but 'protocols' is empty, so they would judge nothing (the "
+            f"tournament has its own judge); list the protocols they should judge or set judges: []."
+        )
+
+
+def _check_repeated_judges(judges: list[str], source: str) -> None:
+    repeated = sorted({j for j in judges if judges.count(j) > 1})
+    if repeated:
+        raise OversightError(
+            f"{source}: judges: {', '.join(repeated)} listed more than once (each judge judges every "
+            f"episode once); list each judge once, or give a copy its own card name to run it twice."
+        )
+
+
+# Protocols whose participants read an extractive task's article: the judge in
+# qa_with_article, the agents everywhere else (the open protocols use the agent's own
+# qa_with_article answer).
+READS_ARTICLE = ("qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate")
+
+
+def _check_articles(items: dict[str, list[Item]], spec: RunSpec, source: str) -> None:
+    """An extractive item without an article would run every protocol as plain QA, silently."""
+    readers = [p for p in spec.protocols if p in READS_ARTICLE] + (["tournament"] if spec.tournament else [])
+    if not readers:
+        return
+    for task, task_items in items.items():
+        bare = [i.item_id for i in task_items if i.group == "extractive" and not (i.article or "").strip()]
+        if bare:
+            raise OversightError(
+                f"{source}: task '{task}' is extractive, but {len(bare)} of its {len(task_items)} items have no "
+                f"article (e.g. item {excerpt(bare[0])}), which {', '.join(readers)} need. Map the article in the task "
+                f"card (fields.article), or make the task closed (group: closed)."
+            )
