@@ -28,6 +28,15 @@ _repr.maxlong = 40
 class OversightError(Exception):
     """A problem the user can fix, described in one paragraph."""
 
+    exit_code = 2  # bad input (DESIGN §11)
+
+
+class RunStopped(OversightError):
+    """A run that started but could not go on (the disk filled up, say): what finished is
+    kept, and the message says how to finish it."""
+
+    exit_code = 1
+
 
 def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
     """A short repr of `value` for an error message: at most about `limit` characters."""

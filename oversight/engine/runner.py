@@ -38,6 +38,7 @@ from oversight.engine.rundir import (
     write_json,
 )
 from oversight.engine.spec import RunSpec, spec_from_any
+from oversight.errors import RunStopped
 from oversight.model.cache import ResponseCache
 from oversight.model.providers import make_api
 from oversight.model.wrapper import CallFailure, Model
@@ -323,10 +324,19 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
             journal.write(state.pass_record(models, journal))
         journal.close()
     items = [item_row(i) for its in prep.items.values() for i in its]
-    judgments, excluded, collected = seal_run(run_dir, rspec.protocols, items)
-    end = dt.datetime.now(dt.UTC).isoformat()
-    manifest = state.manifest(old, identity, collected, end, {"open_protocols_excluded": excluded})
-    write_json(run_dir / MANIFEST, manifest)
+    try:
+        judgments, excluded, collected = seal_run(run_dir, rspec.protocols, items)
+        end = dt.datetime.now(dt.UTC).isoformat()
+        manifest = state.manifest(old, identity, collected, end, {"open_protocols_excluded": excluded})
+        write_json(run_dir / MANIFEST, manifest)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        first = f"{state.fatal} " if state.fatal else ""
+        raise RunStopped(
+            f"{first}The run's tables could not be written in {run_dir} ({why}). Everything finished "
+            f"is kept in its journal; once there is room, `{command} --resume --out {run_dir}` "
+            f"finishes the run and writes them."
+        ) from None
     result = RunResult(run_dir, state.run_id, state.status, judgments, manifest["totals"], excluded,
                        state.fatal, state.notes)
     if state.status == "interrupted":

@@ -3,7 +3,7 @@
 Every number has bounds, checked when the spec is read, before any work: values beyond them
 are typos or would run for days (a dry run of 10^9 debate rounds never ends). The bounds:
 
-- `limit` ≤ 10,000,000 items per task; `seed` 0 … 2^63 − 1; `concurrency` ≤ 10,000;
+- `limit` ≤ 10,000,000 items per task; `seed` 0 … 2^63 − 1; `concurrency` ≤ 10,000; `replicates` ≤ 1,000;
 - `debate.rounds`, `consultancy.rounds`, `tournament.rounds` ≤ 20;
 - `best_of` ≤ 26 (candidates are labelled a–z for the selector);
 - `judge.shots` ≤ 64; `agents.word_limit` 10 … 4,000;
@@ -34,6 +34,7 @@ MAX_SHOTS = 64
 MAX_WORDS = 4_000
 MAX_PAIRINGS = 1_000_000
 MAX_CONCURRENCY = 10_000
+MAX_REPLICATES = 1_000
 NAME_CHARS = re.compile(r"[\w][\w.-]*")
 
 
@@ -96,7 +97,7 @@ class TournamentSpec(Strict):
 class RunSpec(Strict):
     name: str
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    replicates: int = Field(1, ge=1)  # independent samples of every episode (fresh calls each)
+    replicates: int = Field(1, ge=1, le=MAX_REPLICATES)  # independent samples of every episode (fresh calls each)
     tasks: list[str] = Field(min_length=1)
     limit: int | None = Field(16, ge=1, le=MAX_LIMIT)
     orders: Literal["both", "random"] = "both"

@@ -410,6 +410,36 @@ def test_a_full_or_read_only_cache_is_one_warning_and_the_run_completes(tmp_path
     assert m["totals"]["episodes_done"] == m["plan"]["episodes"]
 
 
+def test_a_full_disk_under_the_journal_stops_the_run_cleanly_and_a_resume_finishes(tmp_path: Path) -> None:
+    if not unshare_works():
+        pytest.fail("this test needs `unshare -rm` (util-linux) with user namespaces")
+    runs, saved = tmp_path / "runs", tmp_path / "saved"
+    runs.mkdir()
+    saved.mkdir()
+    spec = sim_spec(tmp_path / "s.yaml", protocols=["qa", "consultancy"], concurrency=4)
+    out = runs / "run"
+    py = f'"{sys.executable}" -m oversight run "{spec}" --out "{out}"'
+    # In a private mount namespace the run directory lives on a 48 KB filesystem, which the
+    # journal fills part-way; then the filesystem grows and the run is resumed.
+    script = (f'mount -t tmpfs -o size=48k tmpfs "{runs}" || exit 99; '
+              f'{py} 2> "{saved}/first.err"; echo $? > "{saved}/first.rc"; '
+              f'mount -o remount,size=64m "{runs}"; '
+              f'{py} --resume 2> "{saved}/second.err"; echo $? > "{saved}/second.rc"; '
+              f'cp "{out}/judgments.parquet" "{out}/manifest.json" "{saved}/"')
+    env = {**os.environ, "OVERSIGHT_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, cwd=ROOT, timeout=300, check=False,
+                   capture_output=True)
+    first_err = (saved / "first.err").read_text()
+    assert (saved / "first.rc").read_text().strip() == "1", first_err
+    assert "Traceback" not in first_err and "No space left on device" in first_err
+    assert "--resume --out" in first_err and str(out) in first_err
+    second_err = (saved / "second.err").read_text()
+    assert (saved / "second.rc").read_text().strip() == "0", second_err
+    m = json.loads((saved / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["totals"]["episodes_done"] == m["plan"]["episodes"]
+    assert len(pd.read_parquet(saved / "judgments.parquet")) >= m["plan"]["episodes"]
+
+
 def test_an_unexpected_failure_resolves_the_shared_call_of_every_waiter() -> None:
     import asyncio
 
