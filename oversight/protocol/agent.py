@@ -91,23 +91,30 @@ def has_passages(ctx: Context) -> bool:
     return ctx.item.group == "extractive" and bool(ctx.item.article)
 
 
-def agent_rules(ctx: Context) -> str:
-    name = "agent_rules_extractive" if has_passages(ctx) else "agent_rules_closed"
-    return ctx.templates.render(name, word_limit=ctx.options.word_limit)
+def prompt_kind(ctx: Context) -> str:
+    """Which version of an agent's templates this item gets: `extractive` (the article,
+    passage rules, passage-based judging criteria) or `closed` (none of these, and the judge
+    may know less than the agent; multimodal items too, their images ride along)."""
+    return "extractive" if has_passages(ctx) else "closed"
 
 
 def judge_rules(ctx: Context) -> str:
-    """What a judge (or a selector, which reads like one) is told about quotes; closed: nothing."""
+    """What a judge (or a selector, which reads like one) is told about the article it has
+    not read and about quotes; closed and multimodal: nothing."""
     return ctx.templates.render("judge_rules_extractive") if has_passages(ctx) else ""
 
 
-def task_block(ctx: Context, *, for_agent: bool) -> str:
-    """Question and the answers as listed; agents of extractive tasks also get the article."""
-    article = ""
-    if for_agent and has_passages(ctx):
-        article = ctx.templates.render("agent_article", article=ctx.item.article)
+def task_block(ctx: Context) -> str:
+    """The question and the two answers as listed (`Choices: 1: … 2: …`)."""
     a1, a2 = ctx.answers
-    return ctx.templates.render("task", article=article, question=ctx.item.question, answer1=a1, answer2=a2)
+    return ctx.templates.render("task", question=ctx.item.question, answer1=a1, answer2=a2)
+
+
+def article_block(ctx: Context) -> str:
+    """The article, for agents of extractive tasks only; judges never get it here."""
+    if not has_passages(ctx):
+        return ""
+    return ctx.templates.render("agent_article", article=ctx.item.article)
 
 
 def render_history(ctx: Context, turns: list[Turn]) -> str:
@@ -132,14 +139,20 @@ def agent_prompt(
     instruction: str,
     opponent: str = "",
 ) -> str:
+    """A debater's or consultant's prompt: `template` is the role (`debater`, `consultant`),
+    rendered in its extractive or closed version; `instruction` is the round's step list."""
+    answers = ctx.answers
     return ctx.templates.render(
-        template,
+        f"{template}_{prompt_kind(ctx)}",
         name=name,
         side=side,
         other_side=3 - side,
+        own_answer=answers[side - 1],
+        other_answer=answers[2 - side],
         opponent=opponent,
-        rules=agent_rules(ctx),
-        task=task_block(ctx, for_agent=True),
+        word_limit=ctx.options.word_limit,
+        task=task_block(ctx),
+        article=article_block(ctx),
         transcript=render_history(ctx, history),
         instruction=instruction,
     )

@@ -3,8 +3,9 @@
 N candidates are sampled independently as N separate calls with the same prompt and
 `sample=0..N-1` (rather than one call with `n=N`): every provider supports that (Anthropic
 has no `n`, and some OpenAI-compatible servers ignore it), and each candidate is cached
-on its own. The debater's own model then picks the most persuasive candidate from a
-judge-style prompt listing them as a, b, c, … and answering `Answer: x`.
+on its own. The debater's own model then picks the most persuasive candidate: its prompt
+is the debate judge's (role, quote rules, question, who argues for which, the transcript)
+ending with the candidates listed as a, b, c, … and answered as `Answer: x`.
 
 Calls per best-of-N turn: N (candidates) + 1 (selector) when N > 1; a single call when
 N == 1, with no selector. Each candidate Turn carries its own call's tokens and cost; the
@@ -26,7 +27,7 @@ from oversight.judge.judge import user_message
 from oversight.judge.parse import parse_choice
 from oversight.model.types import GenerateRequest
 from oversight.model.wrapper import Model
-from oversight.protocol.agent import judge_rules, render_history, speak, task_block
+from oversight.protocol.agent import ALICE, BOB, judge_rules, render_history, speak, task_block
 from oversight.protocol.context import Context, gather_all
 from oversight.protocol.transcript import Turn
 
@@ -41,10 +42,12 @@ def selector_prompt(ctx: Context, *, name: str, side: int, history: list[Turn], 
     )
     return ctx.templates.render(
         "selector",
+        alice=ALICE,
+        bob=BOB,
         name=name,
         side=side,
         rules=judge_rules(ctx),
-        task=task_block(ctx, for_agent=False),
+        task=task_block(ctx),
         transcript=render_history(ctx, history),
         candidates=listing,
         labels=", ".join(labels),

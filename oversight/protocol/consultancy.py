@@ -17,6 +17,7 @@ from oversight.protocol.agent import (
     CONSULTANT,
     agent_prompt,
     judge_rules,
+    prompt_kind,
     render_history,
     speak,
     task_block,
@@ -31,8 +32,10 @@ def _check_side(side: int) -> None:
 
 
 def consultant_prompt(ctx: Context, r: int, *, side: int, history: list[Turn]) -> str:
+    """Round 1 is the opening case; every later round answers the judge's last question."""
     template = "consultancy_round_opening" if r == 1 else "consultancy_round_answer"
-    step = ctx.templates.render(template, round=r, rounds=ctx.options.consultancy_rounds, side=side)
+    rounds = ctx.options.consultancy_rounds
+    step = ctx.templates.render(f"{template}_{prompt_kind(ctx)}", round=r, rounds=rounds, side=side)
     return agent_prompt(ctx, "consultant", name=CONSULTANT, side=side, history=history, instruction=step)
 
 
@@ -42,7 +45,7 @@ def _judge_view(ctx: Context, template: str, side: int, history: list[Turn], **e
         side=side,
         other_side=3 - side,
         rules=judge_rules(ctx),
-        task=task_block(ctx, for_agent=False),
+        task=task_block(ctx),
         transcript=render_history(ctx, history),
         **extra,
     )

@@ -24,6 +24,7 @@ from oversight.protocol.agent import (
     BOB,
     agent_prompt,
     judge_rules,
+    prompt_kind,
     render_history,
     task_block,
 )
@@ -36,7 +37,9 @@ TURN_STYLES = ("simultaneous", "sequential")
 
 
 def round_instruction(ctx: Context, r: int, *, side: int, opponent: str, history: list[Turn]) -> str:
-    template = ROUND_TEMPLATES[min(r, len(ROUND_TEMPLATES)) - 1]
+    """The round's step list (opening, critique, rebuttal), in the item's extractive or
+    closed version, plus a request to answer the judge's question if one was just asked."""
+    template = f"{ROUND_TEMPLATES[min(r, len(ROUND_TEMPLATES)) - 1]}_{prompt_kind(ctx)}"
     text = ctx.templates.render(template, round=r, rounds=ctx.options.rounds, side=side, opponent=opponent)
     if history and history[-1].role == "judge_question":
         text += ctx.templates.render("debate_answer_question")
@@ -115,7 +118,7 @@ def question_prompt(ctx: Context, history: list[Turn]) -> str:
         alice=ALICE,
         bob=BOB,
         rules=judge_rules(ctx),
-        task=task_block(ctx, for_agent=False),
+        task=task_block(ctx),
         transcript=render_history(ctx, history),
         word_limit=ctx.options.word_limit,
     )
@@ -129,7 +132,7 @@ def judge_prompt(ctx: Context, transcript: Transcript) -> str:
         bob=BOB,
         rules=judge_rules(ctx),
         examples=examples_block(ctx),
-        task=task_block(ctx, for_agent=False),
+        task=task_block(ctx),
         transcript=render_history(ctx, transcript.visible_turns()),
         instruction=instruction(ctx),
     )

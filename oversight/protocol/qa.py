@@ -7,6 +7,7 @@ from __future__ import annotations
 from oversight.judge.fewshot import examples_block
 from oversight.judge.judge import ask_judge, instruction
 from oversight.model.wrapper import Model
+from oversight.protocol.agent import task_block
 from oversight.protocol.context import Context
 from oversight.protocol.transcript import Transcript, Verdict
 
@@ -15,14 +16,11 @@ def qa_prompt(ctx: Context, *, with_article: bool) -> str:
     article = ""
     if with_article and ctx.item.article:
         article = ctx.templates.render("judge_article", article=ctx.item.article)
-    a1, a2 = ctx.answers
     return ctx.templates.render(
         "judge_qa",
         context=article,
         examples=examples_block(ctx),
-        question=ctx.item.question,
-        answer1=a1,
-        answer2=a2,
+        task=task_block(ctx),
         instruction=instruction(ctx),
     )
 

@@ -92,6 +92,9 @@ def test_agent_prompt_shows_visible_history_only() -> None:
     assert "visible-a" in prompt and "visible-b" in prompt and "loser" not in prompt
     assert "hidden" not in prompt
     assert "(no argument given)" in prompt
-    assert "99 words" in prompt and "<article>" in prompt and prompt.rstrip().endswith("GO")
+    assert "99 words" in prompt and "<article>" in prompt
+    # The round's steps come last, before only the closing reminder about passage tags.
+    assert prompt.index("GO") > prompt.index("visible-b")
+    assert prompt.rstrip().endswith("tags, copied word for word.")
     a1, a2 = ctx.answers
     assert f"1: {a1}\n2: {a2}" in prompt

@@ -1,9 +1,13 @@
 """The sim world reproduces the paper's qualitative orderings (DESIGN §9).
 
-40 synthetic extractive items × both answer orders, sim/strong as the agent, sim/weak and
-sim/medium as judges; sim/weak debaters for the debater-strength comparison. Every model
-call is deterministic, so these numbers are fixed for a given sim world; the test prints
-them (run with -s to see).
+N_ITEMS synthetic extractive items × both answer orders, sim/strong as the agent, sim/weak
+and sim/medium as judges; sim/weak debaters for the debater-strength comparison. Every
+model call is deterministic, so these numbers are fixed for a given sim world and prompt
+wording; the test prints them (run with -s to see). A sim model's draws are seeded by the
+prompt it reads, so rewording a template reshuffles them: N_ITEMS is large enough that the
+orderings hold for the world itself, not for one lucky draw (with 40 items, a prompt
+rewrite alone flipped the strong-vs-weak debater gap, which is about 0.78 vs 0.68 over
+150 items).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .protocol_helpers import extractive_items, make_ctx, sim_model
 
 AGENT, WEAK_DEBATER = "sim/strong", "sim/weak"
 JUDGES = ("sim/weak", "sim/medium")
+N_ITEMS = 100
 
 
 def _row(ctx, protocol, judge, verdict, **extra):  # type: ignore[no-untyped-def]
@@ -50,7 +55,7 @@ async def _world_rows() -> pd.DataFrame:
     rows = []
     judges = {name: sim_model(name) for name in JUDGES}
     agent, weak = sim_model(AGENT), sim_model(WEAK_DEBATER)
-    for item in extractive_items(40):
+    for item in extractive_items(N_ITEMS):
         for order in (0, 1):
             ctx = make_ctx(item, order)
             _, v = await qa(ctx, agent, with_article=True)
@@ -78,8 +83,8 @@ async def _world_rows() -> pd.DataFrame:
 def world() -> pd.DataFrame:
     rows = asyncio.run(_world_rows())
     opened, counts = derive_open(rows)
-    # The weak debaters' self-play has no agent QA to follow: 40 items x 2 orders.
-    assert counts["excluded_missing_agent_qa"] == 80
+    # The weak debaters' self-play has no agent QA to follow: every item x 2 orders.
+    assert counts["excluded_missing_agent_qa"] == 2 * N_ITEMS
     return pd.concat([rows, opened], ignore_index=True)
 
 
