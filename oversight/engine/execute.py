@@ -55,7 +55,17 @@ class Runtime:
     # Transcript records already journaled (by transcript id), reused instead of regenerated.
     journaled: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_fatal: Callable[[CallFailure], None] = lambda failure: None
+    # The settings each protocol variant runs with (engine/prepare.py); `options` otherwise.
+    variant_options: dict[str, Options] = field(default_factory=dict)
     _shared: dict[str, asyncio.Task[Shared]] = field(default_factory=dict)
+    _templates: dict[str | None, Templates] = field(default_factory=dict)
+
+    def templates_for(self, opts: Options) -> Templates:
+        if opts.prompt_set is None:
+            return self.templates
+        if opts.prompt_set not in self._templates:
+            self._templates[opts.prompt_set] = Templates(opts.prompt_set)
+        return self._templates[opts.prompt_set]
 
     def shared(self, key: str, make: Callable[[], Awaitable[Shared]]) -> Awaitable[Shared]:
         if key not in self._shared:
@@ -68,11 +78,13 @@ class Runtime:
 
 
 def _options_for(rt: Runtime, ep: Episode) -> Options:
-    opts = rt.options
+    opts = rt.variant_options.get(ep.variant, rt.options)
     from oversight.engine.tournament import TournamentEpisode
 
     if isinstance(ep, TournamentEpisode):
         opts = ep.options(opts)  # the tournament's own rounds and turns, never the spec's `debate:`
+    if ep.qa_role == "agent":
+        opts = dataclasses.replace(opts, judge_mode=opts.agent_qa_mode)  # its own setting, not judge.mode
     if opts.judge_mode == "fewshot":
         # Built only when used: it is O(items) per episode.
         pool = tuple(i for i in rt.items.get(ep.task, []) if i.item_id != ep.item.item_id)
@@ -111,9 +123,9 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
         async def make() -> Shared:
             if key in rt.journaled:
                 return shared_from_record(rt.journaled[key])
-            tctx = Context(ep.item, ep.order, ctx.options, rt.templates, episode_id="", transcript_id=key,
+            tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
                            seed=rt.seed, replicate=ep.replicate)
-            questioner = judge if rt.options.interactive else None
+            questioner = judge if ctx.options.interactive else None
             transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
             cost = sum(c.cost_usd for c in tctx.calls)
             rt.on_transcript(transcript_record(ep, transcript, tctx.calls), tctx.prompts)
@@ -131,7 +143,8 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
 async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, str]]:
     """Run an episode; return its journal record and the prompts its calls sent."""
     tid = ep.transcript_key or ep.episode_id
-    ctx = Context(ep.item, ep.order, _options_for(rt, ep), rt.templates, ep.episode_id, tid,
+    opts = _options_for(rt, ep)
+    ctx = Context(ep.item, ep.order, opts, rt.templates_for(opts), ep.episode_id, tid,
                   seed=rt.seed, replicate=ep.replicate)
     transcript: Transcript | None = None
     verdict: Verdict
@@ -169,6 +182,7 @@ def judgment_row(
     rt: Runtime, ep: Episode, ctx: Context, v: Verdict, tid: str, share: float, error: str | None
 ) -> dict[str, Any]:
     correct = Item.correct_position(ep.order)
+    o = ctx.options
     judge_calls = [c for c in ctx.calls if c.speaker == "Judge"]
     verdict_calls = [c for c in judge_calls if c.role == "judge"]
     p_correct = v.probs[correct - 1] if v.probs else None
@@ -205,6 +219,14 @@ def judgment_row(
         "judge_raw": v.raw,
         "replicate": ep.replicate,
         "judge_prompt_id": verdict_calls[-1].prompt_id if verdict_calls else None,
+        # The variant and the settings it ran with: part of every condition key in reports.
+        "variant": ep.variant or ep.protocol,
+        "judge_mode": o.judge_mode,
+        "shots": o.shots if o.judge_mode == "fewshot" else None,
+        "word_limit": o.word_limit if ep.protocol not in ("qa", "qa_with_article") else None,
+        "passage_match": o.passage_match if ep.protocol not in ("qa", "qa_with_article") else None,
+        "interactive": o.interactive if ep.protocol == "debate" else None,
+        "prompt_set": o.prompt_set,
     }
 
 
@@ -222,6 +244,7 @@ def turn_row(ep: Episode, tid: str, index: int, t: Turn, judge: str | None) -> d
         judge=judge,
         episode_id=ep.episode_id if ep.protocol != "debate" else None,
         replicate=ep.replicate,
+        variant=ep.variant or ep.protocol,
     )
     return row
 

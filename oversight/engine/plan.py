@@ -15,12 +15,14 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from oversight.errors import OversightError, unknown_name
+from oversight.errors import OversightError
 from oversight.task.item import Item
 
 if TYPE_CHECKING:
     from oversight.engine.tournament import Debater as Debater
     from oversight.engine.tournament import plan_tournament as plan_tournament
+
+from oversight.protocol.presets import Variant
 
 RUNNABLE = ("qa", "qa_with_article", "consultancy", "debate")
 DERIVED = {"open_consultancy": "consultancy", "open_debate": "debate"}
@@ -44,6 +46,7 @@ class Episode:
     rounds: int | None = None
     turn_style: str | None = None
     replicate: int = 0  # independent repeats of the same episode (fresh samples)
+    variant: str = ""  # the protocol as the spec lists it (protocols/NAME.yaml); "" = `protocol`
 
     @property
     def task(self) -> str:
@@ -56,13 +59,13 @@ def digest(*parts: Any) -> str:
 
 @dataclass
 class PlanSettings:
-    protocols: list[str]
+    protocols: list[str]  # variant names, as the spec lists them
     judges: list[str]
     agent: str | None
     orders: str
     seed: int
-    debate: dict[str, Any]
-    consultancy_rounds: int
+    variants: dict[str, Variant]  # every listed variant, and the sources of open ones
+    options: dict[str, dict[str, Any]]  # variant name -> its resolved option values
     replicates: int = 1
 
 
@@ -101,11 +104,8 @@ def orders_for(item: Item, orders: str, seed: int) -> list[int]:
     return [random.Random(f"order:{seed}:{item.task}:{item.item_id}").randrange(2)]
 
 
-def check_protocols(protocols: list[str], agent: str | None, where: str) -> None:
-    for p in protocols:
-        if p not in PROTOCOLS:
-            raise unknown_name("protocol", p, PROTOCOLS, where)
-    needs_agent = [p for p in protocols if p not in ("qa", "qa_with_article")]
+def check_protocols(variants: list[Variant], agent: str | None, where: str) -> None:
+    needs_agent = [v.name for v in variants if v.base not in ("qa", "qa_with_article")]
     if needs_agent and agent is None:
         raise OversightError(
             f"{where}: protocols {', '.join(needs_agent)} need an agent (the debater/consultant "
@@ -114,13 +114,14 @@ def check_protocols(protocols: list[str], agent: str | None, where: str) -> None
 
 
 def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
-    wanted = set(s.protocols)
-    runnable = {p for p in wanted if p in RUNNABLE} | {DERIVED[p] for p in wanted if p in DERIVED}
-    needs_agent_qa = bool(wanted & set(DERIVED))
+    """Episodes of every runnable variant (and of the sources of open ones), and the agent's
+    own QA wherever an open variant needs it."""
+    listed = [s.variants[n] for n in s.protocols]
+    runnable = [v for v in s.variants.values() if not v.is_open and (v.name in s.protocols or any(
+        o.source == v.name for o in listed if o.is_open))]
+    needs_agent_qa = any(v.is_open for v in listed)
     episodes: dict[str, Episode] = {}
     notes: list[str] = []
-    d = s.debate
-    debate_opts = (d["rounds"], d["turns"], d["first_round_simultaneous"], d["best_of"], d["interactive"])
 
     def add(ep: Episode) -> None:
         if ep.episode_id in episodes and ep.qa_role == "agent":
@@ -129,36 +130,40 @@ def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
         episodes.setdefault(ep.episode_id, ep)
 
     for task, task_items in items.items():
-        if "qa_with_article" in wanted and task_items and task_items[0].group != "extractive":
-            notes.append(f"qa_with_article applies to extractive tasks only; not run on '{task}'.")
+        if task_items and task_items[0].group != "extractive":
+            for v in runnable:
+                if v.base == "qa_with_article":
+                    notes.append(f"{v.name} applies to extractive tasks only; not run on '{task}'.")
     for rep, task_items in ((r, ti) for r in range(s.replicates) for ti in items.values()):
         for item in task_items:
             base = (item.task, item.item_id, rep)
             for order in orders_for(item, s.orders, s.seed):
-                correct_first = order == 0
-                for judge in s.judges:
-                    if "qa" in runnable:
-                        add(Episode(digest("qa", *base, order, judge), "qa", item, order, judge, replicate=rep))
-                    if "qa_with_article" in runnable and item.group == "extractive":
-                        eid = digest("qa_with_article", *base, order, judge)
-                        add(Episode(eid, "qa_with_article", item, order, judge, replicate=rep))
-                    if "consultancy" in runnable:
-                        for assigned in ("correct", "incorrect"):
-                            eid = digest("consultancy", *base, order, judge, s.agent, assigned, s.consultancy_rounds)
-                            add(Episode(eid, "consultancy", item, order, judge, s.agent, None, assigned,
-                                        rounds=s.consultancy_rounds, replicate=rep))
-                    if "debate" in runnable:
-                        key = digest("debate", *base, order, s.agent, s.agent, *debate_opts,
-                                     judge if d["interactive"] else None)
-                        eid = digest("debate-judge", key, judge)
-                        add(Episode(eid, "debate", item, order, judge, s.agent, s.agent,
-                                    "correct" if correct_first else "incorrect", key,
-                                    best_of=d["best_of"], best_of_b=d["best_of"], rounds=d["rounds"],
-                                    turn_style=d["turns"], replicate=rep))
+                assigned_first = "correct" if order == 0 else "incorrect"
+                for v in runnable:
+                    o = s.options[v.name]
+                    tag = (v.name, digest(o))
+                    for judge in s.judges:
+                        if v.base == "qa" or (v.base == "qa_with_article" and item.group == "extractive"):
+                            add(Episode(digest(*tag, *base, order, judge), v.base, item, order, judge,
+                                        replicate=rep, variant=v.name))
+                        elif v.base == "consultancy":
+                            for assigned in ("correct", "incorrect"):
+                                eid = digest(*tag, *base, order, judge, s.agent, assigned)
+                                add(Episode(eid, "consultancy", item, order, judge, s.agent, None, assigned,
+                                            rounds=o["consultancy_rounds"], replicate=rep, variant=v.name))
+                        elif v.base == "debate":
+                            key = digest(*tag, "debate", *base, order, s.agent, s.agent,
+                                         judge if o["interactive"] else None)
+                            add(Episode(digest("debate-judge", key, judge), "debate", item, order, judge,
+                                        s.agent, s.agent, assigned_first, key, best_of=o["best_of"],
+                                        best_of_b=o["best_of"], rounds=o["rounds"], turn_style=o["turns"],
+                                        replicate=rep, variant=v.name))
                 if needs_agent_qa and s.agent is not None:
+                    # The agent's own QA uses the spec's own settings (agents.qa_mode), never a
+                    # variant's: which side an open protocol follows must not move with it.
                     proto = "qa_with_article" if item.group == "extractive" else "qa"
-                    add(Episode(digest(proto, *base, order, s.agent), proto, item, order, s.agent,
-                                qa_role="agent", replicate=rep))
+                    add(Episode(digest(proto, "agent-qa", *base, order, s.agent), proto, item, order, s.agent,
+                                qa_role="agent", replicate=rep, variant=proto))
     return Plan(list(episodes.values()), notes)
 
 

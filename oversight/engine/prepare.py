@@ -3,6 +3,7 @@ keys, the task files, image capability. Problems surface here as one-paragraph e
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from oversight.errors import OversightError, excerpt
 from oversight.model.card import ModelCard, resolve_model
 from oversight.model.providers import provider_class
 from oversight.protocol.context import Options
+from oversight.protocol.presets import Variant, resolve_variant
+from oversight.protocol.prompts import Templates
 from oversight.task.card import load_card, load_task, sample
 from oversight.task.item import Item
 
@@ -29,6 +32,8 @@ class Prepared:
     options: Options
     task_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_paths: dict[str, Path] = field(default_factory=dict)  # each task's data file
+    variants: dict[str, Variant] = field(default_factory=dict)
+    variant_options: dict[str, Options] = field(default_factory=dict)  # the settings each variant runs with
 
 
 def options_from(spec: RunSpec) -> Options:
@@ -47,6 +52,34 @@ def options_from(spec: RunSpec) -> Options:
     )
 
 
+def resolve_variants(names: list[str], source: str) -> dict[str, Variant]:
+    """The listed variants, and the assigned variants open ones select from."""
+    out: dict[str, Variant] = {}
+    for name in names:
+        v = resolve_variant(name, source)
+        prompt_set = v.overrides.get("prompt_set")
+        if prompt_set is not None and not Templates.set_exists(prompt_set):
+            raise OversightError(
+                f"protocols/{name}.yaml: prompt_set '{prompt_set}' has no folder protocols/templates/{prompt_set}/; "
+                f"create it with the templates to reword (the others come from the default set)."
+            )
+        out[name] = v
+        if v.source is not None and v.source not in out:
+            src = resolve_variant(v.source, f"{source} (the source of {name})")
+            if src.base != v.base.removeprefix("open_"):
+                raise OversightError(
+                    f"{source}: {name} is an open {v.base.removeprefix('open_')} but derives from '{v.source}', "
+                    f"a {src.base} variant; name a {v.base.removeprefix('open_')} variant in its derived_from."
+                )
+            out[v.source] = src
+    return out
+
+
+def variant_options_for(base: Options, variant: Variant) -> Options:
+    """The spec's settings with the variant's own options on top."""
+    return dataclasses.replace(base, **variant.overrides) if variant.overrides else base
+
+
 def _card(ref: str | dict[str, Any], where: str, cards: dict[str, ModelCard]) -> str:
     card = resolve_model(ref, where)
     provider_class(card.provider)  # fails early if the provider's SDK is missing
@@ -62,7 +95,8 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
     judges = [_card(j, f"{source} (judges)", cards) for j in spec.judges]
     _check_repeated_judges(judges, source)
     agent = _card(spec.agent, f"{source} (agent)", cards) if spec.agent is not None else None
-    check_protocols(spec.protocols, agent, source)
+    variants = resolve_variants(spec.protocols, source)
+    check_protocols([variants[n] for n in spec.protocols], agent, source)
 
     items: dict[str, list[Item]] = {}
     skipped: dict[str, dict[str, int]] = {}
@@ -110,20 +144,23 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
         for card in cards.values():
             card.api_key()  # a missing key is an error before any call is made
     _check_images(items, cards, roles, source)
-    _check_articles(items, spec, source)
+    _check_articles(items, spec, variants, source)
+    base = options_from(spec)
+    variant_options = {name: variant_options_for(base, v) for name, v in variants.items()}
     settings = PlanSettings(
         protocols=list(spec.protocols),
         judges=judges,
         agent=agent,
         orders=spec.orders,
         seed=spec.seed,
-        debate=spec.debate.model_dump(),
-        consultancy_rounds=spec.consultancy.rounds,
+        variants=variants,
+        options={name: vars(opts) for name, opts in variant_options.items()},
         replicates=spec.replicates,
     )
     plan = make_plan(items, settings) if spec.judges else Plan([], [])
     plan.episodes.extend(tournament)
-    return Prepared(spec, cards, roles, debaters, items, skipped, plan, options_from(spec), task_cards, task_paths)
+    return Prepared(spec, cards, roles, debaters, items, skipped, plan, base, task_cards, task_paths, variants,
+                    variant_options)
 
 def _check_images(
     items: dict[str, list[Item]], cards: dict[str, ModelCard], roles: dict[str, list[str]], source: str
@@ -179,9 +216,10 @@ def _check_repeated_judges(judges: list[str], source: str) -> None:
 READS_ARTICLE = ("qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate")
 
 
-def _check_articles(items: dict[str, list[Item]], spec: RunSpec, source: str) -> None:
+def _check_articles(items: dict[str, list[Item]], spec: RunSpec, variants: dict[str, Variant], source: str) -> None:
     """An extractive item without an article would run every protocol as plain QA, silently."""
-    readers = [p for p in spec.protocols if p in READS_ARTICLE] + (["tournament"] if spec.tournament else [])
+    readers = [p for p in spec.protocols if variants[p].base in READS_ARTICLE]
+    readers += ["tournament"] if spec.tournament else []
     if not readers:
         return
     for task, task_items in items.items():

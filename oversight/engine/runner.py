@@ -42,6 +42,7 @@ from oversight.errors import RunStopped
 from oversight.model.cache import ResponseCache
 from oversight.model.providers import make_api
 from oversight.model.wrapper import CallFailure, Model
+from oversight.protocol.presets import Variant
 from oversight.protocol.prompts import Templates
 from oversight.store.collect import Collected, collect, totals
 from oversight.store.journal import Journal, JournalWriteError
@@ -61,7 +62,7 @@ class RunResult:
     status: str  # complete | budget_exhausted | stopped | interrupted
     judgments: pd.DataFrame
     totals: dict[str, Any] = field(default_factory=dict)
-    derived_excluded: dict[str, int] = field(default_factory=dict)
+    derived_excluded: dict[str, Any] = field(default_factory=dict)  # per open variant
     fatal: str | None = None  # why a fail-fast error stopped the run
     notes: list[str] = field(default_factory=list)
 
@@ -131,7 +132,8 @@ class Run:
         pending_judges = dict(prep.plan.judges_per_transcript())
         rt = Runtime(models, prep.options, self.templates, prep.items, dict(pending_judges), prep.debaters,
                      self.run_id, on_transcript=journal.write, seed=prep.spec.seed,
-                     journaled=self.before.transcripts, on_fatal=self.on_fatal)
+                     journaled=self.before.transcripts, on_fatal=self.on_fatal,
+                     variant_options=prep.variant_options)
         budget = prep.spec.budget_usd
         queue = iter(todo)
 
@@ -139,7 +141,7 @@ class Run:
             s = [m.stats for m in models.values()]
             return Snapshot(self.done, len(prep.plan.episodes), self.errors, sum(x.calls for x in s),
                             sum(x.cache_hits for x in s), sum(x.input_tokens + x.output_tokens for x in s),
-                            self.spent(models))
+                            self.spent(models), sum(x.cached_input_tokens for x in s))
 
         reporter = Reporter(snapshot, f"{prep.spec.name} {self.run_id}", self.stream,
                             simulated=any(m.simulated for m in models.values()))
@@ -225,8 +227,10 @@ class Run:
 
 
 def seal_run(
-    run_dir: Path, wanted_protocols: list[str], items: list[dict[str, Any]] | None = None
-) -> tuple[pd.DataFrame, dict[str, int], Collected]:
+    run_dir: Path, variants: list[Variant], items: list[dict[str, Any]] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any], Collected]:
+    """The journal's rows as parquet, with the rows of each open variant derived from its
+    source variant's rows and the agent's own QA."""
     # Imported here: pandas is not needed until the run is over, and costs startup time.
     import pandas as pd
 
@@ -234,15 +238,21 @@ def seal_run(
 
     c = collect(run_dir)
     judgments = frame(c.judgments, JUDGMENT_COLUMNS)
-    excluded: dict[str, int] = {}
-    if {"open_consultancy", "open_debate"} & set(wanted_protocols) and len(judgments):
+    excluded: dict[str, Any] = {}
+    open_variants = [v for v in variants if v.is_open]
+    if open_variants and len(judgments):
         from oversight.protocol.open import derive_open
 
-        derived, excluded = derive_open(judgments[judgments["verdict_status"] != "error"])
-        derived = derived[derived["protocol"].isin(wanted_protocols)]
-        judgments = frame(
-            pd.concat([judgments, derived], ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS
-        )
+        usable = judgments[judgments["verdict_status"] != "error"]
+        agent_qa = usable[usable["qa_role"] == "agent"]
+        parts = [judgments]
+        for v in open_variants:
+            source = usable[(usable["variant"] == v.source) & usable["qa_role"].isna()]
+            derived, counts = derive_open(pd.concat([source, agent_qa], ignore_index=True))
+            derived = derived[derived["protocol"] == v.base].assign(variant=v.name)
+            parts.append(derived)
+            excluded[v.name] = counts
+        judgments = frame(pd.concat(parts, ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS)
     sealed = seal(run_dir, judgments, c.turns, c.calls, items, c.prompts)
     return sealed.judgments, excluded, c
 
@@ -325,7 +335,8 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
         journal.close()
     items = [item_row(i) for its in prep.items.values() for i in its]
     try:
-        judgments, excluded, collected = seal_run(run_dir, rspec.protocols, items)
+        listed = [prep.variants[n] for n in rspec.protocols]
+        judgments, excluded, collected = seal_run(run_dir, listed, items)
         end = dt.datetime.now(dt.UTC).isoformat()
         manifest = state.manifest(old, identity, collected, end, {"open_protocols_excluded": excluded})
         write_json(run_dir / MANIFEST, manifest)

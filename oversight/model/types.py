@@ -61,9 +61,13 @@ class GenerateRequest:
     # Ask for log-probabilities of these single-token answers (e.g. ("1", "2")).
     logprob_choices: tuple[str, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The run's seed and the episode's replicate: part of the cache identity, so a new seed
+    # or replicate draws fresh samples while an identical rerun is served from the cache.
+    seed: int = 0
+    replicate: int = 0
 
-    def cache_payload(self, include_metadata: bool) -> dict[str, Any]:
-        """Everything that determines the response, as plain JSON-able data."""
+    def messages_payload(self) -> list[dict[str, Any]]:
+        """The messages as plain JSON-able data (images by content hash)."""
         msgs = []
         for m in self.messages:
             parts: list[dict[str, str]] = []
@@ -73,13 +77,19 @@ class GenerateRequest:
                 else:
                     parts.append({"image_sha256": hashlib.sha256(p.data).hexdigest(), "mime": p.mime})
             msgs.append({"role": m.role, "parts": parts})
+        return msgs
+
+    def cache_payload(self, include_metadata: bool) -> dict[str, Any]:
+        """Everything that determines the response, as plain JSON-able data."""
         payload: dict[str, Any] = {
-            "messages": msgs,
+            "messages": self.messages_payload(),
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "n": self.n,
             "sample": self.sample,
             "logprob_choices": list(self.logprob_choices) if self.logprob_choices else None,
+            "seed": self.seed,
+            "replicate": self.replicate,
         }
         if include_metadata:
             payload["metadata"] = json.loads(json.dumps(self.metadata, sort_keys=True, default=str))
@@ -92,11 +102,37 @@ class GenerateRequest:
 
 @dataclass
 class Usage:
+    """Tokens of one call. `input_tokens` is every prompt token, whatever the provider's
+    own convention (Anthropic reports cache reads and writes apart from its input_tokens;
+    the adapter adds them back); `cached_input_tokens` (read from the provider's prompt
+    cache) and `cache_write_tokens` (written to it) are the parts of it billed at their own
+    rates (ModelCard.cost)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+    def to_list(self) -> list[int]:
+        # Entries written before prompt caching hold [input, output]; the two new counts are
+        # only added when non-zero, so an uncached reply is stored exactly as before.
+        out = [self.input_tokens, self.output_tokens]
+        if self.cached_input_tokens or self.cache_write_tokens:
+            out += [self.cached_input_tokens, self.cache_write_tokens]
+        return out
+
+    @staticmethod
+    def from_list(values: list[int]) -> Usage:
+        """Reads both the old two-number form and the new four-number form (missing = 0)."""
+        return Usage(*(int(v or 0) for v in values[:4]))
 
 
 @dataclass
@@ -110,11 +146,13 @@ class GenerateResponse:
     cache_hit: bool = False
     retries: int = 0
     cost_usd: float = 0.0
+    # Filled in by the protocol's call context: the content hash of the prompt (prompts.parquet).
+    prompt_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "texts": self.texts,
-            "usage": [self.usage.input_tokens, self.usage.output_tokens],
+            "usage": self.usage.to_list(),
             "logprobs": self.logprobs,
             "latency_s": self.latency_s,
         }
@@ -123,7 +161,7 @@ class GenerateResponse:
     def from_json(d: dict[str, Any]) -> GenerateResponse:
         return GenerateResponse(
             texts=list(d["texts"]),
-            usage=Usage(*d["usage"]),
+            usage=Usage.from_list(d["usage"]),
             logprobs=d.get("logprobs"),
             latency_s=float(d.get("latency_s", 0.0)),
         )

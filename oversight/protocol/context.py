@@ -29,7 +29,9 @@ class Options:
     word_limit: int = 150
     passage_match: str = "exact"  # exact | tolerant
     judge_mode: str = "answer"  # answer | cot | fewshot
+    agent_qa_mode: str = "answer"  # answer | cot: the agent's own QA (open protocols), not the judges'
     shots: int = 6
+    prompt_set: str | None = None  # a reworded template set (protocols/templates/NAME/)
     # Other items of the same task, for k-shot judging (never the item itself).
     fewshot_pool: tuple[Item, ...] = ()
 
@@ -44,6 +46,9 @@ class CallRecord:
     n: int
     input_tokens: int = 0
     output_tokens: int = 0
+    # Parts of input_tokens the provider read from / wrote to its prompt cache.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
     cache_hit: bool = False
@@ -128,6 +133,8 @@ class Context:
         response.prompt_id = pid
         record.input_tokens = response.usage.input_tokens
         record.output_tokens = response.usage.output_tokens
+        record.cached_input_tokens = response.usage.cached_input_tokens
+        record.cache_write_tokens = response.usage.cache_write_tokens
         record.cost_usd = 0.0 if response.cache_hit else response.cost_usd
         record.latency_s = response.latency_s
         record.cache_hit = response.cache_hit

@@ -21,13 +21,21 @@ _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 
 class Templates:
-    def __init__(self) -> None:
+    """The templates of one prompt set: `protocols/templates/NAME.txt`, or, with
+    `prompt_set`, `protocols/templates/SET/NAME.txt` where the set has its own version."""
+
+    def __init__(self, prompt_set: str | None = None) -> None:
+        self.prompt_set = prompt_set
         self._cache: dict[str, tuple[Template, str, Path]] = {}
+
+    def _candidates(self, name: str) -> list[Path]:
+        folders = [f / "templates" for f in catalogue.folders("protocols")]
+        mine = [f / self.prompt_set / f"{name}.txt" for f in folders] if self.prompt_set else []
+        return [*mine, *(f / f"{name}.txt" for f in folders)]
 
     def _load(self, name: str) -> tuple[Template, str, Path]:
         if name not in self._cache:
-            for folder in catalogue.folders("protocols"):
-                path = folder / "templates" / f"{name}.txt"
+            for path in self._candidates(name):
                 if path.exists():
                     text = path.read_text(encoding="utf-8")
                     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -48,12 +56,22 @@ class Templates:
         return _BLANK_RUNS.sub("\n\n", text).strip() + "\n"
 
     def load_all(self) -> dict[str, str]:
-        """sha256 of every template the catalogue offers (the first found of each name): a
-        run's identity covers the wording of every prompt it could send."""
-        names = {f.stem for folder in catalogue.folders("protocols") for f in (folder / "templates").glob("*.txt")}
+        """sha256 of every template the catalogue offers (the first found of each name, and
+        every prompt set's as SET/NAME): a run's identity covers the wording of every prompt
+        it could send."""
+        roots = [f / "templates" for f in catalogue.folders("protocols")]
+        names = {f.stem for r in roots for f in r.glob("*.txt")}
         for name in names:
             self._load(name)
-        return self.hashes()
+        out = self.hashes()
+        for r in roots:
+            for f in sorted(r.glob("*/*.txt")):
+                out.setdefault(f"{f.parent.name}/{f.stem}", hashlib.sha256(f.read_bytes()).hexdigest())
+        return dict(sorted(out.items()))
+
+    @staticmethod
+    def set_exists(prompt_set: str) -> bool:
+        return any((f / "templates" / prompt_set).is_dir() for f in catalogue.folders("protocols"))
 
     def hashes(self) -> dict[str, str]:
         """sha256 of every template used so far."""

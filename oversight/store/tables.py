@@ -54,6 +54,14 @@ JUDGMENT_COLUMNS: dict[str, str] = {
     "judge_raw": "string",
     "replicate": "Int64",
     "judge_prompt_id": "string",
+    # the protocol variant as the spec lists it, and the settings it ran with
+    "variant": "string",
+    "judge_mode": "string",
+    "shots": "Int64",
+    "word_limit": "Int64",
+    "passage_match": "string",
+    "interactive": "boolean",
+    "prompt_set": "string",
 }
 
 TURN_COLUMNS: dict[str, str] = {
@@ -82,6 +90,7 @@ TURN_COLUMNS: dict[str, str] = {
     "episode_id": "string",
     "replicate": "Int64",
     "prompt_id": "string",
+    "variant": "string",
 }
 
 CALL_COLUMNS: dict[str, str] = {
@@ -93,6 +102,10 @@ CALL_COLUMNS: dict[str, str] = {
     "n": "Int64",
     "input_tokens": "Int64",
     "output_tokens": "Int64",
+    # Parts of input_tokens the provider read from / wrote to its prompt cache (null in runs
+    # journaled before these were recorded).
+    "cached_input_tokens": "Int64",
+    "cache_write_tokens": "Int64",
     "cost_usd": "Float64",
     "latency_s": "Float64",
     "cache_hit": "boolean",

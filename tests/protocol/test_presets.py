@@ -23,8 +23,11 @@ def test_every_protocol_has_a_preset_whose_templates_exist() -> None:
 
 def test_preset_contents() -> None:
     assert load_preset("qa_with_article").groups == ["extractive"]
-    assert load_preset("debate").options.set_values()["rounds"] == 3
-    assert load_preset("consultancy").options.consultancy_rounds == 3
+    # Base presets set no options (the spec's blocks govern them); variants set their own.
+    assert load_preset("debate").options.set_values() == {}
+    assert load_preset("debate_seq").options.set_values() == {"turns": "sequential"}
+    assert load_preset("debate_seq").base_protocol() == "debate"
+    assert load_preset("consultancy_cot").base_protocol() == "consultancy"
     assert load_preset("open_debate").kind == "open" and "debate" in load_preset("open_debate").derived_from
 
 
