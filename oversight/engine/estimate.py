@@ -46,7 +46,7 @@ from oversight.model.card import ModelCard
 from oversight.model.providers import make_api, provider_class
 from oversight.model.types import GenerateRequest, GenerateResponse, ImagePart, Usage
 from oversight.model.wrapper import Model
-from oversight.protocol.prompts import Templates
+from oversight.dialogue.prompts import Templates
 
 # What a stand-in writes. An agent thinks about as much as it argues, and argues up to the
 # word limit (its cut-off); a questioning judge asks a sentence or two; a chain-of-thought

@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from oversight.dialogue.context import CallRecord, Context, Options
+from oversight.dialogue.prompts import Templates
+from oversight.dialogue.transcript import Transcript, Turn, Verdict
 from oversight.engine.plan import Debater, Episode
 from oversight.model.redact import scrub
 from oversight.model.wrapper import CallFailure, Model
-from oversight.protocol.context import CallRecord, Context, Options
-from oversight.protocol.prompts import Templates
-from oversight.protocol.transcript import Transcript, Turn, Verdict
 from oversight.task.item import Item
 
 FATAL_KINDS = ("auth", "not_found")

@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from oversight.dialogue.prompts import Templates
 from oversight.engine.prepare import Prepared
 from oversight.model.providers import provider_class
-from oversight.protocol.prompts import Templates
 from oversight.task.item import Item
 
 OPERATIONAL_SPEC_KEYS = ("budget_usd", "concurrency", "cache_dir", "description")

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oversight.dialogue.context import Options
+from oversight.dialogue.prompts import Templates
 from oversight.engine.plan import Debater, Plan, PlanSettings, check_protocols, make_plan, plan_tournament
 from oversight.engine.spec import RunSpec
 from oversight.errors import OversightError, excerpt
 from oversight.model.card import ModelCard, resolve_model
 from oversight.model.providers import provider_class
-from oversight.protocol.context import Options
 from oversight.protocol.presets import Variant, resolve_variant
-from oversight.protocol.prompts import Templates
 from oversight.task.card import load_card, load_task, sample
 from oversight.task.item import Item
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import yaml
 
 import oversight
+from oversight.dialogue.prompts import Templates
 from oversight.engine.execute import Runtime, execute, item_row
 from oversight.engine.identity import identity_hash, run_identity
 from oversight.engine.prepare import Prepared, prepare
@@ -43,7 +44,6 @@ from oversight.model.cache import ResponseCache
 from oversight.model.providers import make_api
 from oversight.model.wrapper import CallFailure, Model
 from oversight.protocol.presets import Variant
-from oversight.protocol.prompts import Templates
 from oversight.store.collect import Collected, collect, totals
 from oversight.store.journal import Journal, JournalWriteError
 from oversight.store.lock import RunLock

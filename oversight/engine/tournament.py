@@ -29,9 +29,9 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
+from oversight.dialogue.context import Options
 from oversight.engine.plan import Episode, digest
 from oversight.errors import OversightError
-from oversight.protocol.context import Options
 from oversight.task.item import Item
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from oversight.protocol.context import Context
+from oversight.dialogue.context import Context
 from oversight.task.item import Item
 
 

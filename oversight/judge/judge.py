@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from oversight.dialogue.context import Context, user_message
+from oversight.dialogue.transcript import Turn, Verdict
 from oversight.errors import OversightError
 from oversight.judge.parse import parse_verdict
-from oversight.model.types import GenerateRequest, Message, Part, TextPart
+from oversight.model.types import GenerateRequest
 from oversight.model.wrapper import Model
-from oversight.protocol.context import Context
-from oversight.protocol.transcript import Turn, Verdict
 
 # k-shot judges answer like answer-only judges; their examples come from judge/fewshot.py.
 INSTRUCTIONS = {"answer": "judge_answer_only", "cot": "judge_cot", "fewshot": "judge_answer_only"}
@@ -20,11 +20,6 @@ def instruction(ctx: Context) -> str:
         raise OversightError(f"Unknown judge mode '{mode}'. Available: {', '.join(JUDGE_MODES)}.")
     return ctx.templates.render(INSTRUCTIONS[mode])
 
-
-def user_message(ctx: Context, text: str) -> Message:
-    """A user message with the item's images (multimodal tasks) after the text."""
-    parts: list[Part] = [TextPart(text), *ctx.item.images]
-    return Message("user", tuple(parts))
 
 
 async def ask_judge(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 
-from oversight.protocol.transcript import Verdict
+from oversight.dialogue.transcript import Verdict
 
 _MARKER = re.compile(r"answer\s*(?:[*_]+\s*)?(?:[:：=]|-(?![\w-]))", re.IGNORECASE)
 _DECOR = r"[\s*_`'\"(\[{#]*"

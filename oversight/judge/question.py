@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 
-from oversight.judge.judge import user_message
+from oversight.dialogue.context import Context, user_message
+from oversight.dialogue.transcript import JUDGE, Turn
+from oversight.dialogue.words import enforce_word_limit
 from oversight.model.types import GenerateRequest
 from oversight.model.wrapper import Model
-from oversight.protocol.agent import JUDGE, enforce_word_limit
-from oversight.protocol.context import Context
-from oversight.protocol.transcript import Turn
 
 _LABEL = re.compile(r"^[ \t]*(?:[#>*_]+[ \t]*)*question[ \t]*(?:[*_]+[ \t]*)?:[ \t]*(?:[*_]+)?", re.I | re.M)
 

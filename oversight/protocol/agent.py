@@ -14,32 +14,24 @@ Reply parsing (`split_reply`), in order:
   argument is empty, because showing it would leak private thinking, which must never
   happen.
 
-Word limit (`enforce_word_limit`): words are whitespace-separated tokens that contain a
-letter or digit; passage tags are not words. A reply over the limit is cut after the last
-allowed word. If the cut falls inside a passage, the whole passage is dropped rather than
-closed early: a shortened quote can change its meaning (stop just before a "not") and
-would still verify as an exact substring of the article, so it would be certified as true.
+The word limit is enforced by oversight/dialogue/words.py (shared with the judge's questions).
 """
 
 from __future__ import annotations
 
 import re
 
-from oversight.judge.judge import user_message
+from oversight.dialogue.context import Context, user_message
+from oversight.dialogue.transcript import Turn
+from oversight.dialogue.words import enforce_word_limit
 from oversight.model.types import GenerateRequest, GenerateResponse
 from oversight.model.wrapper import Model
-from oversight.protocol.context import Context
 from oversight.protocol.passages import verify
-from oversight.protocol.transcript import Turn
-
-ALICE, BOB, CONSULTANT, JUDGE = "Alice", "Bob", "Consultant", "Judge"
 
 _HEADER = re.compile(
     r"^[ \t]*(?:[#>*_]+[ \t]*)*(thinking|argument)[ \t]*(?:[*_]+[ \t]*)?:[ \t]*(?:[*_]+[ \t]*)?",
     re.IGNORECASE | re.MULTILINE,
 )
-_TOKEN = re.compile(r"(</?(?:v_|u_)?passage\s*>)|((?:(?!</?(?:v_|u_)?passage\s*>)\S)+)", re.IGNORECASE)
-_WORDLIKE = re.compile(r"\w")
 
 
 def split_reply(text: str) -> tuple[str, str]:
@@ -65,25 +57,6 @@ def _drop_header(chunk: str) -> str:
     return chunk[m.end() :] if m else chunk
 
 
-def count_words(text: str) -> int:
-    return sum(1 for m in _TOKEN.finditer(text) if m.group(2) and _WORDLIKE.search(m.group(2)))
-
-
-def enforce_word_limit(text: str, limit: int) -> tuple[str, bool]:
-    """(text cut to `limit` words, whether it was cut); see the module docstring."""
-    count, open_at = 0, None
-    for m in _TOKEN.finditer(text):
-        tag = m.group(1)
-        if tag is not None:
-            open_at = None if tag.startswith("</") else m.start()
-            continue
-        if not _WORDLIKE.search(m.group(2)):
-            continue
-        count += 1
-        if count > limit:
-            cut = open_at if open_at is not None else m.start()
-            return text[:cut].rstrip(), True
-    return text, False
 
 
 def has_passages(ctx: Context) -> bool:

@@ -23,13 +23,12 @@ from __future__ import annotations
 import string
 from collections.abc import Awaitable
 
-from oversight.judge.judge import user_message
+from oversight.dialogue.context import Context, gather_all, user_message
+from oversight.dialogue.transcript import ALICE, BOB, Turn
 from oversight.judge.parse import parse_choice
 from oversight.model.types import GenerateRequest
 from oversight.model.wrapper import Model
-from oversight.protocol.agent import ALICE, BOB, judge_rules, render_history, speak, task_block
-from oversight.protocol.context import Context, gather_all
-from oversight.protocol.transcript import Turn
+from oversight.protocol.agent import judge_rules, render_history, speak, task_block
 
 LABELS = string.ascii_lowercase
 

@@ -9,12 +9,13 @@ incorrect one (the caller runs both `assigned_side`s).
 
 from __future__ import annotations
 
+from oversight.dialogue.context import Context
+from oversight.dialogue.transcript import CONSULTANT, Transcript, Turn, Verdict
 from oversight.judge.fewshot import examples_block
 from oversight.judge.judge import ask_judge, instruction
 from oversight.judge.question import ask_question
 from oversight.model.wrapper import Model
 from oversight.protocol.agent import (
-    CONSULTANT,
     agent_prompt,
     judge_rules,
     prompt_kind,
@@ -22,8 +23,6 @@ from oversight.protocol.agent import (
     speak,
     task_block,
 )
-from oversight.protocol.context import Context
-from oversight.protocol.transcript import Transcript, Turn, Verdict
 
 
 def _check_side(side: int) -> None:

@@ -15,13 +15,13 @@ rounds, which makes the transcript specific to that judge.
 
 from __future__ import annotations
 
+from oversight.dialogue.context import Context, gather_all
+from oversight.dialogue.transcript import ALICE, BOB, Transcript, Turn, Verdict
 from oversight.judge.fewshot import examples_block
 from oversight.judge.judge import ask_judge, instruction
 from oversight.judge.question import ask_question
 from oversight.model.wrapper import Model
 from oversight.protocol.agent import (
-    ALICE,
-    BOB,
     agent_prompt,
     judge_rules,
     prompt_kind,
@@ -29,8 +29,6 @@ from oversight.protocol.agent import (
     task_block,
 )
 from oversight.protocol.bestof import best_of
-from oversight.protocol.context import Context, gather_all
-from oversight.protocol.transcript import Transcript, Turn, Verdict
 
 ROUND_TEMPLATES = ("debate_round_opening", "debate_round_critique", "debate_round_rebuttal")
 TURN_STYLES = ("simultaneous", "sequential")

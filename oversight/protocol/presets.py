@@ -28,7 +28,7 @@ Kind = Literal["qa", "consultancy", "debate", "open"]
 
 
 class PresetOptions(Strict):
-    """Defaults for the options a protocol reads (see oversight.protocol.context.Options);
+    """Defaults for the options a protocol reads (see oversight.dialogue.context.Options);
     a key left out keeps Options' own default."""
 
     rounds: int | None = Field(default=None, ge=1, le=20)

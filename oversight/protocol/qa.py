@@ -4,12 +4,12 @@ A k-shot judge also gets solved examples from other items (oversight/judge/fewsh
 
 from __future__ import annotations
 
+from oversight.dialogue.context import Context
+from oversight.dialogue.transcript import Transcript, Verdict
 from oversight.judge.fewshot import examples_block
 from oversight.judge.judge import ask_judge, instruction
 from oversight.model.wrapper import Model
 from oversight.protocol.agent import task_block
-from oversight.protocol.context import Context
-from oversight.protocol.transcript import Transcript, Verdict
 
 
 def qa_prompt(ctx: Context, *, with_article: bool) -> str:

@@ -111,10 +111,10 @@ def test_resume_with_a_changed_spec_stops_before_any_call_and_names_the_keys(tmp
 
 
 def test_a_changed_prompt_template_or_task_file_is_a_different_experiment(tmp_path: Path) -> None:
+    from oversight.dialogue.prompts import Templates
     from oversight.engine.identity import differences, run_identity
     from oversight.engine.prepare import prepare
     from oversight.engine.spec import spec_from_any
-    from oversight.protocol.prompts import Templates
 
     data = tmp_path / "my.jsonl"
     data.write_text('{"id": "a", "question": "Is it?", "options": ["yes", "no"], "label": 0}\n'

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 import oversight
+from oversight.dialogue.context import Options
+from oversight.dialogue.prompts import Templates
 from oversight.engine.execute import Runtime, _options_for
 from oversight.engine.prepare import prepare
 from oversight.engine.spec import spec_from_any
 from oversight.engine.tournament import Debater, TournamentEpisode, plan_tournament
 from oversight.errors import OversightError
-from oversight.protocol.context import Options
-from oversight.protocol.prompts import Templates
 from oversight.task.item import Item
 
 

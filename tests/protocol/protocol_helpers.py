@@ -8,13 +8,13 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from oversight.dialogue.context import Context, Options
+from oversight.dialogue.prompts import Templates
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard, resolve_model
 from oversight.model.providers.sim import SimAPI
 from oversight.model.types import GenerateRequest, GenerateResponse, Usage
 from oversight.model.wrapper import Model
-from oversight.protocol.context import Context, Options
-from oversight.protocol.prompts import Templates
 from oversight.task.item import Item
 
 _PEOPLE = ["the miller", "the ferryman", "the archivist", "the lighthouse keeper", "the weaver",

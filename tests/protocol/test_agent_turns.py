@@ -2,15 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from oversight.dialogue.transcript import Turn
+from oversight.dialogue.words import count_words, enforce_word_limit
 from oversight.model.types import GenerateResponse, Usage
-from oversight.protocol.agent import (
-    agent_prompt,
-    count_words,
-    enforce_word_limit,
-    make_turn,
-    split_reply,
-)
-from oversight.protocol.transcript import Turn
+from oversight.protocol.agent import agent_prompt, make_turn, split_reply
 
 from .protocol_helpers import closed_items, extractive_items, make_ctx
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from oversight.dialogue.transcript import Turn
 from oversight.protocol.bestof import best_of
-from oversight.protocol.transcript import Turn
 
 from .protocol_helpers import extractive_items, make_ctx, recording_model, scripted
 

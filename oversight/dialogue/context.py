@@ -10,9 +10,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from oversight.model.types import GenerateRequest, GenerateResponse
+from oversight.dialogue.prompts import Templates
+from oversight.model.types import GenerateRequest, GenerateResponse, Message, Part, TextPart
 from oversight.model.wrapper import CallFailure, Model
-from oversight.protocol.prompts import Templates
 from oversight.task.item import Item
 
 
@@ -140,3 +140,8 @@ class Context:
         record.cache_hit = response.cache_hit
         record.retries = response.retries
         return response
+
+def user_message(ctx: Context, text: str) -> Message:
+    """A user message with the item's images (multimodal tasks) after the text."""
+    parts: list[Part] = [TextPart(text), *ctx.item.images]
+    return Message("user", tuple(parts))

@@ -7,6 +7,9 @@ from typing import Literal
 
 VerdictStatus = Literal["ok", "invalid", "refused", "error"]
 
+# Who speaks in a transcript.
+ALICE, BOB, CONSULTANT, JUDGE = "Alice", "Bob", "Consultant", "Judge"
+
 
 @dataclass
 class Turn:

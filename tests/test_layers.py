@@ -1,0 +1,55 @@
+"""Dependencies point one way (DESIGN §11): model/ and store/ at the bottom, the dialogue
+types above them, protocol/ and judge/ on those, engine/ and score/ on top. Checked on the
+source's import statements, including imports inside functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "oversight"
+
+# A layer may import only the layers listed for it (and itself, and the top-level helpers).
+ALLOWED = {
+    "model": set(),
+    "store": set(),
+    "task": {"model"},
+    "dialogue": {"model", "task"},
+    "judge": {"model", "task", "dialogue"},
+    "protocol": {"model", "task", "dialogue", "judge"},
+    "engine": {"model", "task", "dialogue", "judge", "protocol", "store"},
+    "score": {"store"},
+}
+HELPERS = {"errors", "config", "catalogue", "testing", "testing_providers"}
+
+
+def imports_of(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("oversight."):
+            out.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("oversight.")}
+    return out
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_no_import_points_upward(layer: str) -> None:
+    bad = []
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        for target in imports_of(path) - ALLOWED[layer] - HELPERS - {layer}:
+            bad.append(f"{path.relative_to(PACKAGE)} imports oversight.{target}")
+    assert not bad, bad
+
+
+def test_report_and_html_do_not_import_each_other() -> None:
+    html, report = PACKAGE / "score" / "html.py", PACKAGE / "score" / "report.py"
+
+    def names(path: Path) -> set[str]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    assert "oversight.score.report" not in names(html)
+    assert "oversight.score.html" not in names(report)
