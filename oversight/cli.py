@@ -119,18 +119,31 @@ def print_plan(prep, est) -> None:  # type: ignore[no-untyped-def]
     for proto, n in sorted(est.episodes.items()):
         print(f"  {proto:<18} {n:>8,}")
     print(f"  {'total':<18} {sum(est.episodes.values()):>8,}")
-    print("Estimated model calls and tokens:")
+    print("Estimated model calls and tokens; input counts the part the providers' prompt caches serve;")
+    print(f"{'dollars with prompt caching, then without':>120}")
     for label, t in sorted(est.models.items()):
-        card = prep.cards[label]
-        cost = card.cost(t.input_tokens, t.output_tokens)
-        print(f"  {label:<32} {t.calls:>9,} calls {t.input_tokens:>14,} in {t.output_tokens:>12,} out  ${cost:,.2f}")
-    print(f"  {'total':<32} {est.calls:>9,} calls {est.tokens:>14,} tokens           ${est.cost_usd:,.2f}")
+        print("  " + _tally_line(label, t, prep.cards[label]))
+    print(f"  {'total':<24} {est.calls:>9,} calls {est.tokens:>13,} tokens {'':>33} "
+          f"{_usd(est.cost_usd)} {_usd(est.uncached_cost_usd)}")
     if est.projected is not None:
         p = est.projected
         print(f"Projected at {spec.limit} items per task (some task files hold fewer, e.g. bundled samples):")
+        for label, t in sorted(est.projected_models.items()):
+            print("  " + _tally_line(label, t, prep.cards[label]))
         print(f"  {est.projected_episodes:,} episodes, {p.calls:,} calls, "
-              f"{p.input_tokens + p.output_tokens:,} tokens, ${est.projected_cost_usd:,.2f}")
+              f"{p.input_tokens + p.output_tokens:,} tokens, ${est.projected_cost_usd:,.2f} with prompt caching, "
+              f"${est.projected_uncached_cost_usd:,.2f} without")
     print("Nothing was called (dry run). Derived open protocols add no calls; tokens are estimates.")
+
+
+def _usd(x: float) -> str:
+    return f"{'$' + format(x, ',.2f'):>11}"
+
+
+def _tally_line(label: str, t, card) -> str:  # type: ignore[no-untyped-def]
+    """One model's estimated calls, tokens and dollars with and without prompt caching."""
+    return (f"{label:<24} {t.calls:>9,} calls {t.input_tokens:>13,} in {t.cached_input_tokens:>13,} cached "
+            f"{t.output_tokens:>12,} out {_usd(t.cost(card))} {_usd(t.cost(card, caching=False))}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

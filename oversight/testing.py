@@ -5,6 +5,12 @@ POST /v1/chat/completions answers `Answer: 1` (or a scripted reply), with usage,
 fixed latency. `oversight.testing_providers` has the same server speaking the Anthropic
 Messages and Gemini generateContent formats. They listen on 127.0.0.1 only.
 
+Each face reports prompt-cache hits the way its real API does (oversight/model/prompt_cache.py
+models the providers' side): OpenAI in `usage.prompt_tokens_details.cached_tokens`, for
+the longest prefix of 1024+ tokens shared with an earlier prompt of the same
+`prompt_cache_key`, in steps of 128; Anthropic and Gemini as described in
+`oversight.testing_providers`.
+
 Failures are injected per request: a scripted list of `Fault`s is consumed first, then an
 optional fault plan (e.g. `RandomFaults`) is asked. A fault is an error status (with or
 without Retry-After), a hang, a connection dropped before or during the reply, a 200 with
@@ -27,6 +33,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from oversight.model.prompt_cache import AutomaticPrefixCache
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,11 @@ class LoopbackServer:
 
     # --- the wire format (subclasses) -------------------------------------------------
 
+    def arrived(self, body: dict[str, Any], path: str) -> None:
+        """Called as each request arrives, before any latency: a prompt cache looks a
+        prompt up now and holds it only once answered (in `success`), so requests sent
+        together all miss, as on a real server."""
+
     def success(self, body: dict[str, Any], path: str) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -163,6 +176,7 @@ class LoopbackServer:
                     self.requests.append(body)
                     self.headers.append(headers)
                     self.paths.append(path)
+                    self.arrived(body, path)
                     fault = self.faults.pop(0) if self.faults else None
                     if fault is None and self.fault_plan is not None:
                         fault = self.fault_plan(body)
@@ -252,6 +266,9 @@ class LoopbackServer:
 class FakeOpenAI(LoopbackServer):
     """OpenAI Chat Completions (and so any OpenAI-compatible server)."""
 
+    prompt_cache: AutomaticPrefixCache = field(default_factory=AutomaticPrefixCache)
+    _cached_at_arrival: dict[int, int] = field(default_factory=dict, repr=False)
+
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
@@ -260,6 +277,15 @@ class FakeOpenAI(LoopbackServer):
         super().__enter__()
         return self
 
+    @staticmethod
+    def _cache_view(body: dict[str, Any]) -> tuple[str, str]:
+        """(routing bucket, prompt text as the cache sees it: each message's role, then its content)."""
+        text = "".join(f"{m.get('role')}\n{m.get('content')}\n" for m in body.get("messages", []))
+        return str(body.get("prompt_cache_key", "")), text
+
+    def arrived(self, body: dict[str, Any], path: str) -> None:
+        self._cached_at_arrival[id(body)] = self.prompt_cache.lookup(*self._cache_view(body), commit=False)
+
     def success(self, body: dict[str, Any], path: str) -> dict[str, Any]:
         n = int(body.get("n") or 1)
         texts = self.texts(body, n)
@@ -267,8 +293,16 @@ class FakeOpenAI(LoopbackServer):
         choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]},
                     "finish_reason": "stop", "logprobs": self._logprobs(texts[i], body)}
                    for i in range(n)]
-        usage = {"prompt_tokens": prompt_chars // 4 + 1, "completion_tokens": 3 * n,
-                 "total_tokens": prompt_chars // 4 + 1 + 3 * n}
+        prompt_tokens = prompt_chars // 4 + 1
+        bucket, text = self._cache_view(body)
+        cached = self._cached_at_arrival.pop(id(body), None)
+        if cached is None:  # not received over HTTP (a direct call): looked up now
+            cached = self.prompt_cache.lookup(bucket, text, commit=False)
+        self.prompt_cache.commit(bucket, text)
+        cached = min(prompt_tokens, cached)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 3 * n,
+                 "total_tokens": prompt_tokens + 3 * n,
+                 "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0}}
         return {"id": "cmpl-fake", "object": "chat.completion", "created": 0,
                 "model": body.get("model", "fake"), "choices": choices, "usage": usage}
 

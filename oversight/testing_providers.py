@@ -3,13 +3,27 @@ formats, with the same fault injection as `oversight.testing.FakeOpenAI`.
 
 A card reaches them with `base_url: server.base_url`. Replies come from `reply(body)`,
 where `body` is the provider's own request body.
+
+Prompt caching, as the real APIs report it:
+- Anthropic: a request with `cache_control` breakpoints writes the prefix up to each (if
+  1024+ tokens) and reads the longest prefix, ending at one of its block boundaries, that
+  an earlier request wrote; `usage.cache_read_input_tokens` and
+  `cache_creation_input_tokens` count them and `input_tokens` only the rest. No
+  breakpoint, no caching.
+- Gemini: implicit caching of the longest prefix of 1024+ tokens shared with an earlier
+  prompt, and explicit caches (POST/DELETE `cachedContents`, named in a request's
+  `cachedContent`); `usageMetadata.cachedContentTokenCount` counts the cached tokens and
+  `promptTokenCount` includes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from oversight.model.prompt_cache import AutomaticPrefixCache, Block, BreakpointCache
 from oversight.testing import LoopbackServer
 
 _ANTHROPIC_ERROR_TYPES = {
@@ -45,17 +59,48 @@ def _text_chars(value: Any) -> int:
     return 0
 
 
+def _anthropic_blocks(body: dict[str, Any]) -> list[Block]:
+    """The request's content blocks in the order the model reads them: system, then each
+    message's. A block is identified by its role, type and text (an image by its bytes)."""
+    def blocks(role: str, content: Any) -> list[Block]:
+        if isinstance(content, str):
+            return [Block(f"{role}:text:{content}", len(content))]
+        out = []
+        for b in content or []:
+            text = str(b.get("text", ""))
+            ident = text if b.get("type") == "text" else hashlib.sha256(repr(b).encode()).hexdigest()
+            out.append(Block(f"{role}:{b.get('type')}:{ident}", len(text), "cache_control" in b))
+        return out
+
+    out = blocks("system", body.get("system") or [])
+    for m in body.get("messages", []):
+        out += blocks(str(m.get("role")), m.get("content"))
+    return out
+
+
 @dataclass
 class FakeAnthropic(LoopbackServer):
     """POST /v1/messages. The API has no `n`: every request is one sample."""
+
+    prompt_cache: BreakpointCache = field(default_factory=BreakpointCache)
+    _cached_at_arrival: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def __enter__(self) -> FakeAnthropic:
         super().__enter__()
         return self
 
+    def arrived(self, body: dict[str, Any], path: str) -> None:
+        self._cached_at_arrival[id(body)] = self.prompt_cache.account(_anthropic_blocks(body), commit=False)
+
     def success(self, body: dict[str, Any], path: str) -> dict[str, Any]:
         [text] = self.texts(body, 1)
         chars = _text_chars(body.get("messages")) + _text_chars(body.get("system"))
+        total = chars // 4 + 1
+        blocks = _anthropic_blocks(body)
+        found = self._cached_at_arrival.pop(id(body), None)
+        read, written = found if found is not None else self.prompt_cache.account(blocks, commit=False)
+        self.prompt_cache.commit(blocks)
+        read, written = min(read, total), min(written, total - min(read, total))
         return {
             "id": "msg_fake",
             "type": "message",
@@ -64,7 +109,8 @@ class FakeAnthropic(LoopbackServer):
             "content": [{"type": "text", "text": text}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": chars // 4 + 1, "output_tokens": 3},
+            "usage": {"input_tokens": total - read - written, "output_tokens": 3,
+                      "cache_creation_input_tokens": written, "cache_read_input_tokens": read},
         }
 
     def error(self, status: int, message: str) -> dict[str, Any]:
@@ -77,26 +123,86 @@ class FakeAnthropic(LoopbackServer):
         return reply
 
 
+def _gemini_text(body: dict[str, Any]) -> str:
+    """The prompt as the model reads it, for prefix matching: system, then each turn."""
+    def parts(content: Any) -> str:
+        return "".join(str(p.get("text", "")) if "text" in p else hashlib.sha256(repr(p).encode()).hexdigest()
+                       for p in (content or {}).get("parts", []))
+
+    out = f"system\n{parts(body.get('systemInstruction'))}\n"
+    for c in body.get("contents", []):
+        out += f"{c.get('role')}\n{parts(c)}\n"
+    return out
+
+
 @dataclass
 class FakeGemini(LoopbackServer):
-    """POST /{version}/models/{model}:generateContent; `candidateCount` is `n`."""
+    """POST /{version}/models/{model}:generateContent; `candidateCount` is `n`. Explicit
+    caches: POST /{version}/cachedContents (refused with 400 below `explicit_min_tokens`),
+    DELETE /{version}/cachedContents/NAME."""
+
+    implicit_cache: AutomaticPrefixCache = field(default_factory=lambda: AutomaticPrefixCache(1024, step=1))
+    _cached_at_arrival: dict[int, int] = field(default_factory=dict, repr=False)
+    explicit_min_tokens: int = 1024
+    caches: dict[str, int] = field(default_factory=dict)  # live explicit cache name -> tokens
+    deleted: list[str] = field(default_factory=list)
 
     def __enter__(self) -> FakeGemini:
         super().__enter__()
         return self
 
+    def _respond(
+        self, body: dict[str, Any], path: str, headers: dict[str, str], fault: Any
+    ) -> tuple[int, bytes, list[str]]:
+        if fault is None and path.split("?", 1)[0].endswith("/cachedContents"):
+            chars = _text_chars(body.get("contents")) + _text_chars(body.get("systemInstruction"))
+            if chars // 4 + 1 < self.explicit_min_tokens:
+                message = (f"Cached content is too small. total_token_count={chars // 4 + 1}, "
+                           f"min={self.explicit_min_tokens}")
+                return 400, json.dumps(self.error(400, message)).encode(), []
+        return super()._respond(body, path, headers, fault)
+
+    def arrived(self, body: dict[str, Any], path: str) -> None:
+        if ":generateContent" in path and not body.get("cachedContent"):
+            self._cached_at_arrival[id(body)] = self.implicit_cache.lookup("", _gemini_text(body), commit=False)
+
     def success(self, body: dict[str, Any], path: str) -> dict[str, Any]:
+        route = path.split("?", 1)[0]
+        if route.endswith("/cachedContents"):
+            return self._create_cache(body)
+        if "/cachedContents/" in route:
+            self.deleted.append("cachedContents/" + route.rsplit("/", 1)[-1])
+            self.caches.pop(self.deleted[-1], None)
+            return {}
         n = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
         texts = self.texts(body, n)
         chars = _text_chars(body.get("contents")) + _text_chars(body.get("systemInstruction"))
+        prompt = chars // 4 + 1
+        if body.get("cachedContent"):
+            cached = self.caches[str(body["cachedContent"])]  # an unknown name fails loudly in tests
+            prompt += cached
+        else:
+            text = _gemini_text(body)
+            found = self._cached_at_arrival.pop(id(body), None)
+            cached = min(prompt, found if found is not None else self.implicit_cache.lookup("", text, commit=False))
+            self.implicit_cache.commit("", text)
         candidates = [
             {"index": i, "finishReason": "STOP", "content": {"role": "model", "parts": [{"text": t}]}}
             for i, t in enumerate(texts)
         ]
-        usage = {"promptTokenCount": chars // 4 + 1, "candidatesTokenCount": 3 * n,
-                 "totalTokenCount": chars // 4 + 1 + 3 * n}
+        usage: dict[str, Any] = {"promptTokenCount": prompt, "candidatesTokenCount": 3 * n,
+                                 "totalTokenCount": prompt + 3 * n}
+        if cached:  # the real API leaves the field out when nothing was cached
+            usage["cachedContentTokenCount"] = cached
         model = path.rsplit("/", 1)[-1].split(":", 1)[0]
         return {"candidates": candidates, "usageMetadata": usage, "modelVersion": model}
+
+    def _create_cache(self, body: dict[str, Any]) -> dict[str, Any]:
+        chars = _text_chars(body.get("contents")) + _text_chars(body.get("systemInstruction"))
+        name = f"cachedContents/fake-{len(self.caches) + len(self.deleted)}"
+        self.caches[name] = chars // 4 + 1
+        return {"name": name, "model": body.get("model"), "usageMetadata": {"totalTokenCount": self.caches[name]},
+                "createTime": "2026-01-01T00:00:00Z", "expireTime": "2026-01-01T01:00:00Z"}
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"code": status, "message": message, "status": _GOOGLE_STATUS.get(status, "UNKNOWN")}}

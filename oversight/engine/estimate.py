@@ -24,6 +24,16 @@ calls.parquet) but adds no tokens or dollars, as in a run that starts from an em
 Projection: where a task file holds fewer items than the spec's `limit` (the bundled
 samples), that task's figures are scaled up to `limit` items. Tournament episodes are not
 scaled: `pairings` fixes their number.
+
+Prompt caching: each stand-in also reports the input tokens its provider would read from
+(or write to) its prompt cache, by the same rules the loopback test servers follow
+(oversight/model/prompt_cache.py): Anthropic through the adapter's own breakpoint planner;
+OpenAI's automatic caching of shared prefixes of 1024+ tokens (in 128-token steps) per
+`prompt_cache_key`; Gemini's implicit caching from the 2.5 models on, or the card's
+explicit caches. Dollars are given with and without these discounts. Cached prefixes are
+assumed to live long enough to be read again: the plan runs item by item, so the calls of
+one item are minutes apart, inside the providers' five-minute-or-longer cache lifetimes,
+but a provider does not promise an implicit hit, so the figure with caching is a best case.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from dataclasses import dataclass, field
 from itertools import cycle, islice
 from typing import Any, ClassVar
 
+from oversight.dialogue.prompts import Templates
 from oversight.engine.execute import Runtime, execute
 from oversight.engine.plan import Episode
 from oversight.engine.prepare import Prepared
@@ -43,10 +54,18 @@ from oversight.errors import OversightError
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.cache import ResponseCache
 from oversight.model.card import ModelCard
+from oversight.model.prompt_cache import (
+    CHARS_PER_TOKEN,
+    AutomaticPrefixCache,
+    Block,
+    BreakpointCache,
+    PrefixPlanner,
+    routing_key,
+    split_at,
+)
 from oversight.model.providers import make_api, provider_class
-from oversight.model.types import GenerateRequest, GenerateResponse, ImagePart, Usage
+from oversight.model.types import GenerateRequest, GenerateResponse, ImagePart, TextPart, Usage
 from oversight.model.wrapper import Model
-from oversight.dialogue.prompts import Templates
 
 # What a stand-in writes. An agent thinks about as much as it argues, and argues up to the
 # word limit (its cut-off); a questioning judge asks a sentence or two; a chain-of-thought
@@ -72,6 +91,14 @@ class Tally:
     input_tokens: int = 0  # of calls a provider would answer (not the cache)
     output_tokens: int = 0
     cached: int = 0  # calls answered by an identical earlier call of the run
+    cached_input_tokens: int = 0  # parts of input_tokens read from the provider's prompt cache
+    cache_write_tokens: int = 0  # ... and written to it
+
+    def cost(self, card: ModelCard, caching: bool = True, scale: float = 1.0) -> float:
+        """Dollars for these tokens (times `scale`), with or without prompt-cache prices."""
+        tokens = [round(n * scale) for n in (self.input_tokens, self.output_tokens,
+                                             self.cached_input_tokens, self.cache_write_tokens)]
+        return card.cost(*tokens) if caching else card.cost(tokens[0], tokens[1])
 
 
 @dataclass
@@ -79,11 +106,14 @@ class Estimate:
     episodes: dict[str, int]
     models: dict[str, Tally] = field(default_factory=dict)
     roles: dict[str, Tally] = field(default_factory=dict)  # debater, selector, judge_question, …
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # with the providers' prompt-cache prices
+    uncached_cost_usd: float = 0.0  # had every prompt token been billed at the input price
     # Scaled to the spec's `limit` items per task where a task's file holds fewer (e.g. the
     # bundled samples): what the same spec would cost on the full dataset.
     projected: Tally | None = None
     projected_cost_usd: float = 0.0
+    projected_uncached_cost_usd: float = 0.0
+    projected_models: dict[str, Tally] = field(default_factory=dict)
     projected_episodes: int = 0
     exact_models: list[str] = field(default_factory=list)  # sim models: their figures are exact
 
@@ -106,6 +136,7 @@ class StandIn(ModelAPI):
         self.word_limit = word_limit
         # The real provider's capabilities decide what is asked (e.g. answer log-probabilities).
         self.real = provider_class(card.provider).default_capabilities
+        self.prompt_cache = ProviderCache(card)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -137,7 +168,75 @@ class StandIn(ModelAPI):
         text = self.reply(request)
         images = sum(isinstance(p, ImagePart) for m in request.messages for p in m.parts)
         prompt = len(request.prompt_text()) // 4 + IMAGE_TOKENS * images
-        return GenerateResponse([text] * request.n, Usage(prompt, request.n * (len(text) // 4 + 1)))
+        # Anthropic has no `n`: each sample is a request of its own (the later ones read what
+        # the first wrote), billed for its whole prompt.
+        samples = request.n if self.card.provider == "anthropic" else 1
+        usage = Usage(0, request.n * (len(text) // 4 + 1))
+        for _ in range(samples):
+            read, written = self.prompt_cache.account(request)
+            read = min(read, prompt)
+            usage = usage + Usage(prompt, 0, read, min(written, prompt - read))
+        return GenerateResponse([text] * request.n, usage)
+
+
+def gemini_implicit_min_tokens(model: str) -> int | None:
+    """The smallest prompt Gemini caches implicitly, or None where it does not (before the
+    2.5 models). Google's tables have said 1024-2048 (Flash) and 2048-4096 (Pro); the
+    larger figure is used, so the projection does not promise hits that may not come."""
+    name = model.lower().removeprefix("models/")
+    if name.startswith(("gemini-1", "gemini-2.0", "gemini-pro", "gemini-ultra")):
+        return None
+    return 4096 if "pro" in name else 2048
+
+
+class ProviderCache:
+    """The prompt-cache figures a stand-in's provider would report: (read, written) input
+    tokens of one request, by the rules of oversight/model/prompt_cache.py."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card = card
+        self.planner: PrefixPlanner | None = None
+        self.breakpoints: BreakpointCache | None = None
+        self.automatic: AutomaticPrefixCache | None = None
+        self.explicit: dict[str, int] = {}
+        if card.provider == "anthropic" and card.prompt_cache:
+            self.planner, self.breakpoints = PrefixPlanner(), BreakpointCache()
+        elif card.provider == "openai":
+            # Automatic on OpenAI whatever the card says; the card's key only routes it.
+            self.automatic = AutomaticPrefixCache(1024, step=128)
+        elif card.provider == "google" and card.explicit_cache_ttl_s and card.prompt_cache:
+            self.planner = PrefixPlanner()
+        elif card.provider == "google" and (least := gemini_implicit_min_tokens(card.model)) is not None:
+            self.automatic = AutomaticPrefixCache(least, step=1)
+
+    def account(self, request: GenerateRequest) -> tuple[int, int]:
+        first = _first_user_text(request)
+        if self.breakpoints is not None and self.planner is not None:
+            key = routing_key(request.metadata, role=False) or ""
+            cuts = self.planner.cuts(key, first, whole=request.n > 1 or request.sample > 0) if first else []
+            blocks = [Block(piece, len(piece), i < len(cuts)) for i, piece in enumerate(split_at(first, cuts))]
+            return self.breakpoints.account(blocks)
+        if self.planner is not None:  # Google explicit caches: the shortest shared prefix, uploaded once
+            key = routing_key(request.metadata, role=False) or ""
+            cuts = [c for c in self.planner.cuts(key, first) if c < len(first)] if first else []
+            if not cuts:
+                return 0, 0
+            prefix = first[: cuts[0]]
+            if prefix in self.explicit:
+                return self.explicit[prefix], 0
+            self.explicit[prefix] = len(prefix) // CHARS_PER_TOKEN
+            return 0, self.explicit[prefix]
+        if self.automatic is not None:
+            bucket = routing_key(request.metadata, role=self.card.provider == "openai") or ""
+            return self.automatic.lookup(bucket, request.prompt_text()), 0
+        return 0, 0
+
+
+def _first_user_text(request: GenerateRequest) -> str:
+    for m in request.messages:
+        if m.role == "user":
+            return next((p.text for p in m.parts if isinstance(p, TextPart)), "")
+    return ""
 
 
 class RunCache(ResponseCache):
@@ -178,10 +277,13 @@ def estimate(prep: Prepared) -> Estimate:
             else:
                 t.input_tokens += int(call["input_tokens"])
                 t.output_tokens += int(call["output_tokens"])
+                t.cached_input_tokens += int(call.get("cached_input_tokens") or 0)
+                t.cache_write_tokens += int(call.get("cache_write_tokens") or 0)
 
     asyncio.run(_rehearse(prep, add))
     for label, tally in est.models.items():
-        est.cost_usd += prep.cards[label].cost(tally.input_tokens, tally.output_tokens)
+        est.cost_usd += tally.cost(prep.cards[label])
+        est.uncached_cost_usd += tally.cost(prep.cards[label], caching=False)
     _project(prep, est, per_part)
     return est
 
@@ -199,7 +301,7 @@ async def _rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], Non
             add(ep, call)
 
     rt = Runtime(models, prep.options, Templates(), prep.items, dict(pending), prep.debaters, "dry-run",
-                 on_transcript=on_transcript, seed=prep.spec.seed)
+                 on_transcript=on_transcript, seed=prep.spec.seed, variant_options=prep.variant_options)
     queue = iter(episodes)
 
     async def worker() -> None:
@@ -236,11 +338,16 @@ def _project(prep: Prepared, est: Estimate, per_part: dict[tuple[str, str, bool]
     proj = Tally()
     for (label, task, tournament), t in per_part.items():
         f = factor(task, tournament)
-        proj.calls += round(t.calls * f)
-        proj.cached += round(t.cached * f)
-        proj.input_tokens += round(t.input_tokens * f)
-        proj.output_tokens += round(t.output_tokens * f)
-        est.projected_cost_usd += prep.cards[label].cost(round(t.input_tokens * f), round(t.output_tokens * f))
+        model = est.projected_models.setdefault(label, Tally())
+        for tally in (proj, model):
+            tally.calls += round(t.calls * f)
+            tally.cached += round(t.cached * f)
+            tally.input_tokens += round(t.input_tokens * f)
+            tally.output_tokens += round(t.output_tokens * f)
+            tally.cached_input_tokens += round(t.cached_input_tokens * f)
+            tally.cache_write_tokens += round(t.cache_write_tokens * f)
+        est.projected_cost_usd += t.cost(prep.cards[label], scale=f)
+        est.projected_uncached_cost_usd += t.cost(prep.cards[label], caching=False, scale=f)
     est.projected = proj
     est.projected_episodes = round(
         sum(factor(e.task, isinstance(e, TournamentEpisode)) for e in prep.plan.episodes)

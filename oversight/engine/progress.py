@@ -21,6 +21,7 @@ class Snapshot:
     cache_hits: int
     tokens: int
     cost_usd: float
+    cached_input_tokens: int = 0  # part of `tokens` read from providers' prompt caches
 
 
 class Reporter:
@@ -49,7 +50,8 @@ class Reporter:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         return (
             f"{s.done}/{s.total} episodes · {s.errors} errors · {s.calls} calls "
-            f"({s.cache_hits} cached) · {s.tokens:,} tokens · ${s.cost_usd:.4f} · "
+            f"({s.cache_hits} cached) · {s.tokens:,} tokens ({s.cached_input_tokens:,} prompt-cached) · "
+            f"${s.cost_usd:.4f} · "
             f"{(s.done - self._base) / elapsed:.1f} ep/s"
         )
 

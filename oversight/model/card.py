@@ -17,7 +17,7 @@ import os
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from oversight import catalogue
 from oversight.config import Strict, read_yaml, validate
@@ -33,9 +33,17 @@ URL = re.compile(r"https?://[^\s/?#]+[^\s]*")
 
 
 class Price(Strict):
+    """USD per million tokens. Input tokens are every prompt token, cached or not; those the
+    provider read from its prompt cache are billed at `cached_input_per_mtok` and those it
+    wrote to the cache (Anthropic bills a write above the input price) at
+    `cache_write_per_mtok`. Either left null means "not discounted": the input price. The
+    shipped cards carry each provider's real rates."""
+
     # A negative price would make spending go down and the budget never trip.
     input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
     output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    cached_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    cache_write_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class SimParams(Strict):
@@ -63,6 +71,14 @@ class ModelCard(Strict):
     max_retries: int = Field(6, ge=0, le=100)
     images: bool | None = None  # None: the provider's default capability
     logprobs: bool | None = None
+    # Provider prompt caching (oversight/model/prompt_cache.py): Anthropic cache breakpoints,
+    # OpenAI's prompt_cache_key. It never changes a reply, only the bill; false sends neither
+    # (e.g. for a strict OpenAI-compatible server that rejects unknown fields).
+    prompt_cache: bool = True
+    # Google only: also upload each item's shared prompt prefix as an explicit cache that
+    # lives this many seconds (guaranteed discount; Google bills its storage per hour, which
+    # the harness does not count). Null: implicit caching only.
+    explicit_cache_ttl_s: int | None = Field(None, ge=60, le=86_400)
     sim: SimParams | None = None
 
     @field_validator("base_url")
@@ -81,6 +97,12 @@ class ModelCard(Strict):
                 "e.g. OPENAI_API_KEY, never the key itself"
             )
         return v
+
+    @model_validator(mode="after")
+    def _explicit_cache_is_google(self) -> ModelCard:
+        if self.explicit_cache_ttl_s is not None and self.provider != "google":
+            raise ValueError("explicit_cache_ttl_s is a Google option (Gemini explicit context caching)")
+        return self
 
     @property
     def label(self) -> str:
@@ -116,8 +138,21 @@ class ModelCard(Strict):
         """The card as recorded in a manifest: never a secret, only the variable's name."""
         return self.model_dump(mode="json")
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.price.input_per_mtok + output_tokens * self.price.output_per_mtok) / 1e6
+    def cost(
+        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0
+    ) -> float:
+        """USD for one call. `input_tokens` counts every prompt token; the cached and written
+        ones are part of it (clamped to it, so a provider's odd report cannot make a cost
+        negative) and priced at their own rates."""
+        p = self.price
+        cached = max(0, min(cached_input_tokens, input_tokens))
+        written = max(0, min(cache_write_tokens, input_tokens - cached))
+        fresh = input_tokens - cached - written
+        read_rate = p.input_per_mtok if p.cached_input_per_mtok is None else p.cached_input_per_mtok
+        write_rate = p.input_per_mtok if p.cache_write_per_mtok is None else p.cache_write_per_mtok
+        return (
+            fresh * p.input_per_mtok + cached * read_rate + written * write_rate + output_tokens * p.output_per_mtok
+        ) / 1e6
 
 
 def resolve_model(ref: str | dict[str, Any], where: str = "spec") -> ModelCard:

@@ -39,6 +39,9 @@ class ModelStats:
     errors: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    # Parts of input_tokens the provider read from / wrote to its prompt cache.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
 
 
@@ -145,10 +148,13 @@ class Model:
         s.calls += 1
         s.cache_hits += r.cache_hit
         s.retries += r.retries
-        r.cost_usd = self.card.cost(r.usage.input_tokens, r.usage.output_tokens)
+        u = r.usage
+        r.cost_usd = self.card.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens)
         if not r.cache_hit:
-            s.input_tokens += r.usage.input_tokens
-            s.output_tokens += r.usage.output_tokens
+            s.input_tokens += u.input_tokens
+            s.output_tokens += u.output_tokens
+            s.cached_input_tokens += u.cached_input_tokens
+            s.cache_write_tokens += u.cache_write_tokens
             s.cost_usd += r.cost_usd
 
     def _estimate_tokens(self, request: GenerateRequest) -> int:

@@ -77,7 +77,8 @@ def collect(run_dir: Path) -> Collected:
 def totals(c: Collected, planned: int | None = None) -> dict[str, Any]:
     """The run's totals over every invocation, from the journal alone."""
     paid = [x for x in c.calls if not x.get("cache_hit")]
-    extra: dict[str, float] = {"calls": 0, "cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0}
+    extra: dict[str, float] = {"calls": 0, "cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0,
+                               "cached_input_tokens": 0, "cache_write_tokens": 0}
     for p in c.passes:
         for k in extra:
             extra[k] += (p.get("unjournaled") or {}).get(k, 0) or 0
@@ -93,6 +94,10 @@ def totals(c: Collected, planned: int | None = None) -> dict[str, Any]:
         "call_errors": sum(x.get("error") is not None for x in c.calls),
         "input_tokens": sum(x.get("input_tokens") or 0 for x in paid) + int(extra["input_tokens"]),
         "output_tokens": sum(x.get("output_tokens") or 0 for x in paid) + int(extra["output_tokens"]),
+        # Parts of input_tokens read from / written to the providers' prompt caches.
+        "cached_input_tokens": sum(x.get("cached_input_tokens") or 0 for x in paid)
+        + int(extra["cached_input_tokens"]),
+        "cache_write_tokens": sum(x.get("cache_write_tokens") or 0 for x in paid) + int(extra["cache_write_tokens"]),
         "cost_usd": round(sum(x.get("cost_usd") or 0.0 for x in paid) + extra["cost_usd"], 6),
         "unjournaled_cost_usd": round(extra["cost_usd"], 6),
         "passes": len(c.passes),

@@ -2,11 +2,23 @@
 
 The SDK (2.x) speaks API version 2026-10-21, which rejects temperature, top_p and top_k at
 any value, so this provider declares no temperature capability and never sends one.
+
+Prompt caching: Anthropic caches a prompt only up to a `cache_control` breakpoint and reads
+it back only at a content-block boundary where an earlier request put one. Our prompts are
+one user message, so the adapter splits its text into blocks at the cuts a
+`PrefixPlanner` learns from earlier prompts about the same item (see
+oversight/model/prompt_cache.py) and marks each cut; a system prompt long enough to be
+cached gets a breakpoint of its own, and a prompt sent again (another sample of it) is
+also marked at its end. The joined text is exactly the prompt. Identical requests in
+flight together wait for the first to write what they would all write. `usage`
+reports cache reads and writes apart from `input_tokens`; they are added back, so
+Usage.input_tokens counts the whole prompt as with every other provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -16,6 +28,7 @@ import anthropic
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
+from oversight.model.prompt_cache import PrefixPlanner, WriteGate, routing_key, split_at
 from oversight.model.redact import clip
 from oversight.model.types import (
     GenerateRequest,
@@ -30,6 +43,7 @@ from oversight.model.types import (
 )
 
 _MAX_ERROR_CHARS = 500
+_EPHEMERAL = {"type": "ephemeral"}  # the default five-minute cache (writes billed at 1.25x input)
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +54,8 @@ class AnthropicAPI(ModelAPI):
     def __init__(self, card: ModelCard, api_key: str | None, http_client: Any = None) -> None:
         super().__init__(card, api_key, http_client)
         self._warned_temperature = False
+        self._planner = PrefixPlanner() if card.prompt_cache else None
+        self._gate = WriteGate()
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=card.base_url,
@@ -50,37 +66,51 @@ class AnthropicAPI(ModelAPI):
         )
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        kwargs = self._build(request)
+        kwargs, prefixes = self._build(request)
         start = time.perf_counter()
         # The API has no `n`: draw the samples as independent concurrent calls.
         if request.n == 1:
-            texts_usage = [await self._one(kwargs)]
+            texts_usage = [await self._send(kwargs, prefixes)]
         else:
-            texts_usage = await _gather_first_error([self._one(kwargs) for _ in range(request.n)])
+            texts_usage = await _gather_first_error([self._send(kwargs, prefixes) for _ in range(request.n)])
         latency = time.perf_counter() - start
         usage = Usage()
         for _, u in texts_usage:
             usage = usage + u
         return GenerateResponse(texts=[t for t, _ in texts_usage], usage=usage, latency_s=latency)
 
+    async def _send(self, kwargs: dict[str, Any], prefixes: list[str]) -> tuple[str, Usage]:
+        # Identical requests sent together (best-of-N candidates, samples) would each pay to
+        # write the same prefix: the first writes it, the others wait and read (WriteGate).
+        return await self._gate.run(prefixes, lambda: self._one(kwargs))
+
     async def aclose(self) -> None:
         # An injected client belongs to whoever made it.
         if self.http_client is None:
             await self._client.close()
 
-    def _build(self, request: GenerateRequest) -> dict[str, Any]:
+    def _build(self, request: GenerateRequest) -> tuple[dict[str, Any], list[str]]:
+        """The request's arguments, and the digests of the prefixes it marks for caching."""
         if not self.capabilities.images and any(
             isinstance(p, ImagePart) for m in request.messages for p in m.parts
         ):
             raise ModelCallError("bad_request", f"{self.card.label} is not configured for images")
         system = "\n\n".join(m.plain_text for m in request.messages if m.role == "system")
+        messages = [_message(m) for m in request.messages if m.role != "system"]
         kwargs: dict[str, Any] = {
             "model": self.card.model,
             "max_tokens": request.max_tokens or self.card.max_tokens,
-            "messages": [_message(m) for m in request.messages if m.role != "system"],
+            "messages": messages,
         }
         if system:
             kwargs["system"] = system
+        prefixes: list[str] = []
+        if self._planner is not None:
+            # Another sample of the same prompt (best-of-N candidates are calls with
+            # sample=1..N-1; a retry keeps its sample) repeats it whole.
+            again = request.n > 1 or request.sample > 0
+            prefixes = self._mark_cache(kwargs, messages, system, routing_key(request.metadata, role=False) or "",
+                                        again)
         temperature = (
             request.temperature if request.temperature is not None else self.card.temperature
         )
@@ -90,7 +120,35 @@ class AnthropicAPI(ModelAPI):
                 "%s: the Anthropic API no longer accepts a temperature; using its default",
                 self.card.label,
             )
-        return kwargs
+        return kwargs, prefixes
+
+    def _mark_cache(
+        self, kwargs: dict[str, Any], messages: list[dict[str, Any]], system: str, key: str, again: bool
+    ) -> list[str]:
+        """Cache breakpoints: on a long system prompt, and at the learned cuts of the first
+        text of the first user message (where the stable part of every prompt lies); for a
+        prompt sent `again`, also at its end. Returns a digest of each marked prefix."""
+        assert self._planner is not None
+        # The system prompt is part of every cached prefix: of the planner's key and digests.
+        system_key = hashlib.sha256(system.encode()).hexdigest()[:16]
+        prefixes = []
+        if len(system) >= self._planner.min_chars:
+            kwargs["system"] = [{"type": "text", "text": system, "cache_control": _EPHEMERAL}]
+            prefixes.append(system_key)
+        first = next((m for m in messages if m["role"] == "user"), None)
+        blocks = first["content"] if first else []
+        at = next((i for i, b in enumerate(blocks) if b["type"] == "text"), None)
+        if at is None:
+            return prefixes
+        text = blocks[at]["text"]
+        cuts = self._planner.cuts(f"{key}\x1f{system_key}", text, whole=again)
+        pieces: list[dict[str, Any]] = [{"type": "text", "text": piece} for piece in split_at(text, cuts)]
+        for piece, cut in zip(pieces, cuts, strict=False):
+            piece["cache_control"] = _EPHEMERAL
+            prefixes.append(hashlib.sha256(f"{system_key}\x1f{at}\x1f{text[:cut]}".encode()).hexdigest())
+        if cuts:
+            blocks[at : at + 1] = pieces
+        return prefixes
 
     async def _one(self, kwargs: dict[str, Any]) -> tuple[str, Usage]:
         try:
@@ -103,9 +161,10 @@ class AnthropicAPI(ModelAPI):
             blocks = message.content or []
             # Thinking and tool blocks are not part of the visible answer.
             text = "".join(b.text for b in blocks if getattr(b, "type", None) == "text")
-            usage = Usage(
-                int(message.usage.input_tokens or 0), int(message.usage.output_tokens or 0)
-            )
+            u = message.usage
+            read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
+            written = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+            usage = Usage(int(u.input_tokens or 0) + read + written, int(u.output_tokens or 0), read, written)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ModelCallError(
                 "malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)

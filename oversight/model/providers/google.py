@@ -1,8 +1,24 @@
-"""Google Gemini through the google-genai SDK (Gemini Developer API)."""
+"""Google Gemini through the google-genai SDK (Gemini Developer API).
+
+Prompt caching: Gemini 2.5 and later cache long prompt prefixes implicitly;
+`usage_metadata.cached_content_token_count` says how many prompt tokens were read from a
+cache (`prompt_token_count` includes them). With `explicit_cache_ttl_s` on the card, the
+adapter also uploads each item's shared prefix (learned as for Anthropic, see
+oversight/model/prompt_cache.py) as an explicit cache and sends the rest of the prompt
+after it: a guaranteed discount, at the price of storage, which Google bills per hour and
+the harness does not count. The model then reads the prompt as two consecutive user turns
+(the cached prefix, then the rest). A prefix the API refuses to cache (too short for the
+model, say) is sent whole, as without the option. Caches are deleted on close. Repeats of
+a long prompt in flight together (best-of-N candidates) go one first and the rest after it
+(WriteGate), so that they find it cached.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -17,6 +33,7 @@ from google.genai import types
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
+from oversight.model.prompt_cache import PrefixPlanner, WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
 from oversight.model.types import (
     GenerateRequest,
@@ -34,6 +51,20 @@ from oversight.model.types import (
 _TOP_LOGPROBS = 5
 _MAX_ERROR_CHARS = 500
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+# An explicit cache is renewed this long before it expires, so no request names a dead one.
+_RENEW_MARGIN_S = 30.0
+log = logging.getLogger(__name__)
+
+
+class _ExplicitCache:
+    """One uploaded prefix: its resource name (None while being made, or if refused)."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.name: str | None = None
+        self.tokens = 0
+        self.expires = 0.0
+        self.refused = False
 
 
 class GoogleAPI(ModelAPI):
@@ -58,14 +89,23 @@ class GoogleAPI(ModelAPI):
                 httpx_async_client=self._http,
             ),
         )
+        self._planner = PrefixPlanner() if card.explicit_cache_ttl_s and card.prompt_cache else None
+        self._caches: dict[str, _ExplicitCache] = {}
+        self._gate = WriteGate()
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         contents, config = self._build(request)
         start = time.perf_counter()
+        created = 0
+        if self._planner is not None:
+            contents, config, created = await self._explicit(request, contents, config)
+        # Repeats of a long prompt sent together (best-of-N candidates) follow the first, so
+        # that they find its prefix cached (implicitly, or in an explicit cache).
+        repeats = repeat_prefixes(request.prompt_text()) if self.card.prompt_cache else []
         try:
-            response = await self._client.aio.models.generate_content(
+            response = await self._gate.run(repeats, lambda: self._client.aio.models.generate_content(
                 model=self.card.model, contents=contents, config=config
-            )
+            ))
         except Exception as exc:
             # Not chained: the SDK's exception holds the raw reply, which may echo our
             # headers; the classified error carries its type and scrubbed text instead.
@@ -73,9 +113,81 @@ class GoogleAPI(ModelAPI):
         latency = time.perf_counter() - start
         parsed = _parse(response, request, want_logprobs=bool(config.response_logprobs))
         parsed.latency_s = latency
+        # The call that uploaded a cache pays for writing it (at the card's write price).
+        parsed.usage.cache_write_tokens += created
+        parsed.usage.input_tokens += created
         return parsed
 
+    async def _explicit(
+        self, request: GenerateRequest, contents: list[types.Content], config: types.GenerateContentConfig
+    ) -> tuple[list[types.Content], types.GenerateContentConfig, int]:
+        """Move the prompt's learned shared prefix (and the system instruction, which the
+        API wants inside the cache) into an explicit cache, if one can be had."""
+        assert self._planner is not None
+        first = contents[0] if contents else None
+        if first is None or first.role != "user" or not first.parts or not first.parts[0].text:
+            return contents, config, 0
+        text = first.parts[0].text
+        system = config.system_instruction if isinstance(config.system_instruction, str) else ""
+        key = f"{routing_key(request.metadata, role=False) or ''}\x1f{hashlib.sha256(system.encode()).hexdigest()[:16]}"
+        # The most widely shared prefix (the shortest cut) changes least from prompt to prompt.
+        cuts = [c for c in self._planner.cuts(key, text) if c < len(text)]
+        if not cuts:
+            return contents, config, 0
+        prefix = text[: cuts[0]]
+        cache, created = await self._cache_for(system, prefix)
+        if cache.name is None:
+            return contents, config, 0
+        rest = types.Content(role="user", parts=[types.Part.from_text(text=text[cuts[0]:]), *first.parts[1:]])
+        config = config.model_copy(update={"system_instruction": None, "cached_content": cache.name})
+        return [rest, *contents[1:]], config, created
+
+    async def _cache_for(self, system: str, prefix: str) -> tuple[_ExplicitCache, int]:
+        """The live cache of this prefix, uploading it if there is none; also the tokens
+        uploaded by this call (0 if another call made the cache)."""
+        digest = hashlib.sha256(f"{system}\x1f{prefix}".encode()).hexdigest()
+        while (cache := self._caches.get(digest)) is not None:
+            await cache.ready.wait()
+            if cache.refused or (cache.name is not None and time.monotonic() < cache.expires - _RENEW_MARGIN_S):
+                return cache, 0
+            if self._caches.get(digest) is cache:
+                break  # expiring (or failed): this call makes the next one
+        cache = self._caches[digest] = _ExplicitCache()
+        ttl = self.card.explicit_cache_ttl_s or 0
+        try:
+            made = await self._client.aio.caches.create(
+                model=self.card.model,
+                config=types.CreateCachedContentConfig(
+                    contents=[types.Content(role="user", parts=[types.Part.from_text(text=prefix)])],
+                    system_instruction=system or None,
+                    ttl=f"{ttl}s",
+                ),
+            )
+            cache.name = made.name
+            meta = made.usage_metadata
+            cache.tokens = int(getattr(meta, "total_token_count", 0) or 0)
+            cache.expires = time.monotonic() + ttl
+        except Exception as exc:  # noqa: BLE001 - any failure: send this prompt uncached instead
+            err = _classify(exc)
+            # A refusal (too short for the model, say) is final for this prefix; a transient
+            # failure is tried again by the next prompt that shares it.
+            cache.refused = err.kind in ("bad_request", "not_found")
+            log.info("%s: explicit cache not created (%s); sending the prompt whole", self.card.label, err)
+            if not cache.refused:
+                del self._caches[digest]
+        finally:
+            cache.ready.set()
+        return cache, cache.tokens
+
     async def aclose(self) -> None:
+        # Storage is billed while a cache lives: delete ours rather than wait for the TTL.
+        for cache in list(self._caches.values()):
+            if cache.name is not None:
+                try:
+                    await self._client.aio.caches.delete(name=cache.name)
+                except Exception as exc:  # noqa: BLE001 - best effort: the TTL ends it anyway
+                    log.info("%s: explicit cache %s not deleted (%s)", self.card.label, cache.name, _classify(exc))
+        self._caches.clear()
         self._client.close()  # the unused sync client the SDK makes for itself
         await self._client.aio.aclose()
         if self._own_http:
@@ -137,10 +249,12 @@ def _parse(response: Any, request: GenerateRequest, want_logprobs: bool) -> Gene
             texts.append(text)
         meta = response.usage_metadata
         usage = Usage(
+            # Includes the cached tokens, implicit or explicit.
             int(getattr(meta, "prompt_token_count", 0) or 0),
             # Thinking tokens are billed as output.
             int(getattr(meta, "candidates_token_count", 0) or 0)
             + int(getattr(meta, "thoughts_token_count", 0) or 0),
+            int(getattr(meta, "cached_content_token_count", 0) or 0),
         )
         logprobs = None
         if want_logprobs and request.logprob_choices:

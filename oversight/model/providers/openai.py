@@ -1,5 +1,17 @@
 """OpenAI chat completions, and any OpenAI-compatible server (vLLM, SGLang, Ollama,
-llama.cpp) reached through the card's base_url."""
+llama.cpp) reached through the card's base_url.
+
+Prompt caching is automatic on OpenAI for prompts of 1024+ tokens; each request carries a
+`prompt_cache_key` (an opaque hash of task, item and role) so that the prompts of one
+item and role, which share their long prefix, are routed to the same cache. Compatible
+servers generally ignore unknown fields; for one that rejects it, `prompt_cache: false` on
+the card leaves it out.
+Repeats of a long prompt in flight together (best-of-N candidates) go one first and the
+rest after it (WriteGate), so that they find it cached. `usage.prompt_tokens` includes the
+cached tokens, reported in
+`usage.prompt_tokens_details.cached_tokens` (and `cache_write_tokens` where a gateway in
+front of a provider that bills writes reports them).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +25,7 @@ import openai
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
+from oversight.model.prompt_cache import WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
 from oversight.model.types import (
     GenerateRequest,
@@ -55,6 +68,7 @@ class OpenAIAPI(ModelAPI):
             for _ in range(shards)
         ]
         self._next = 0
+        self._gate = WriteGate()
         # OpenAI's own endpoint rejects max_tokens for reasoning models; many local
         # servers only understand max_tokens.
         official = card.base_url is None or "api.openai.com" in card.base_url
@@ -64,9 +78,13 @@ class OpenAIAPI(ModelAPI):
         kwargs = self._build(request)
         client = self._clients[self._next % len(self._clients)]
         self._next += 1
+        # Repeats of a long prompt sent together (best-of-N candidates) follow the first, so
+        # that they find its prefix cached.
+        repeats = repeat_prefixes(request.prompt_text(), kwargs.get("prompt_cache_key", "")) if (
+            self.card.prompt_cache) else []
         start = time.perf_counter()
         try:
-            completion = await client.chat.completions.create(**kwargs)
+            completion = await self._gate.run(repeats, lambda: client.chat.completions.create(**kwargs))
         except Exception as exc:
             # Not chained: the SDK's exception holds the raw reply, which may echo our
             # headers; the classified error carries its type and scrubbed text instead.
@@ -100,6 +118,11 @@ class OpenAIAPI(ModelAPI):
         if request.logprob_choices and self.capabilities.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = _TOP_LOGPROBS
+        if self.card.prompt_cache:
+            # Only this hash leaves the process: never the metadata itself (it holds the truth).
+            key = routing_key(request.metadata)
+            if key is not None:
+                kwargs["prompt_cache_key"] = key
         return kwargs
 
 
@@ -142,9 +165,12 @@ def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> Ge
             detail = f" (error: {clip(str(error), _MAX_ERROR_CHARS)})" if error else ""
             raise ModelCallError("malformed", f"response has no choices{detail}")
         usage = completion.usage
+        details = getattr(usage, "prompt_tokens_details", None)
         parsed_usage = Usage(
             int(getattr(usage, "prompt_tokens", 0) or 0),
             int(getattr(usage, "completion_tokens", 0) or 0),
+            int(getattr(details, "cached_tokens", 0) or 0),
+            int(getattr(details, "cache_write_tokens", 0) or 0),
         )
         logprobs = None
         if want_logprobs and request.logprob_choices:
