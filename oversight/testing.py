@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import re
 import random
 import threading
 from collections import Counter
@@ -316,19 +317,23 @@ class FakeOpenAI(LoopbackServer):
 
     @staticmethod
     def _logprobs(text: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """When asked, token log-probabilities for a reply ending "Answer: N": the answer
-        token gets P = 0.8 and the other digit 0.2 among the top alternatives."""
-        if not body.get("logprobs") or text.rstrip()[-1:] not in ("1", "2"):
+        """When asked, token log-probabilities for the whole reply, split into words with
+        their leading spaces (the tokens join back into the text): every "1" or "2" token
+        gets P = 0.8 for itself and 0.2 for the other digit among its top alternatives."""
+        if not body.get("logprobs") or not any(d in text for d in ("1", "2")):
             return None
-        answer = text.rstrip()[-1]
-        other = "2" if answer == "1" else "1"
-        top = [{"token": f" {answer}", "logprob": -0.2231, "bytes": None},
-               {"token": f" {other}", "logprob": -1.6094, "bytes": None}]
-        prefix: list[dict[str, Any]] = [
-            {"token": t, "logprob": -0.01, "bytes": None, "top_logprobs": []} for t in ("Answer", ":")
-        ]
-        return {"content": [*prefix, {"token": f" {answer}", "logprob": -0.2231, "bytes": None, "top_logprobs": top}],
-                "refusal": None}
+        content: list[dict[str, Any]] = []
+        for token in re.findall(r"\s*[^\s:]+|\s*:|\s+$", text):
+            digit = token.strip()
+            if digit in ("1", "2"):
+                other = "2" if digit == "1" else "1"
+                lead = token[: len(token) - len(digit)]
+                top = [{"token": token, "logprob": -0.2231, "bytes": None},
+                       {"token": lead + other, "logprob": -1.6094, "bytes": None}]
+                content.append({"token": token, "logprob": -0.2231, "bytes": None, "top_logprobs": top})
+            else:
+                content.append({"token": token, "logprob": -0.01, "bytes": None, "top_logprobs": []})
+        return {"content": content, "refusal": None}
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ async def ask_judge(
     )
     response = await ctx.call(judge, request, role="judge", speaker="Judge")
     text = response.texts[0] if response.texts else ""
-    logprobs = response.logprobs[0] if response.logprobs else None
+    logprobs = response.logprobs[0] if response.logprobs else None  # this sample's choice tokens
     verdict = parse_verdict(text, logprobs)
     turn = Turn(
         round=0,

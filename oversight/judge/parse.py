@@ -19,6 +19,7 @@ import math
 import re
 
 from oversight.dialogue.transcript import Verdict
+from oversight.model.types import ChoiceLogprobs
 
 _MARKER = re.compile(r"answer\s*(?:[*_]+\s*)?(?:[:：=]|-(?![\w-]))", re.IGNORECASE)
 _DECOR = r"[\s*_`'\"(\[{#]*"
@@ -34,7 +35,8 @@ def _label_re(labels: tuple[str, ...]) -> str:
     return "(" + "|".join(map(re.escape, labels)) + r")(?![\w]|\.\d)"
 
 
-def _pick(rest: str, labels: tuple[str, ...]) -> str | None:
+def _pick(rest: str, labels: tuple[str, ...]) -> tuple[str, int] | None:
+    """The label the text after a marker gives, and where in `rest` it stands."""
     canon = {x.lower(): x for x in labels}
     lead = re.match(_DECOR + r"(?:(?:answer|option|choice)\s*)?" + _DECOR + _label_re(labels), rest, re.I)
     if lead is not None:
@@ -44,42 +46,60 @@ def _pick(rest: str, labels: tuple[str, ...]) -> str | None:
             rest[lead.end() :],
             re.IGNORECASE,
         )
-        return None if joined else canon[lead.group(1).lower()]
+        return None if joined else (canon[lead.group(1).lower()], lead.start(1))
     if _BOTH.search(rest):
         return None
-    named = {m.group(1).lower() for m in re.finditer(r"(?<![\w.])" + _label_re(labels), rest, re.I)}
-    return canon[named.pop()] if len(named) == 1 else None
+    found = list(re.finditer(r"(?<![\w.])" + _label_re(labels), rest, re.I))
+    if len({m.group(1).lower() for m in found}) != 1:
+        return None
+    return canon[found[0].group(1).lower()], found[0].start(1)
+
+
+def locate_choice(text: str, labels: tuple[str, ...] = ("1", "2")) -> tuple[str, int] | None:
+    """The label given on the last `Answer:` line and its offset in `text`, or None."""
+    body = text.strip()
+    base = len(text) - len(text.lstrip())
+    lines = body.splitlines(keepends=True)
+    starts = [base + sum(len(x) for x in lines[:k]) for k in range(len(lines))]
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i].rstrip("\r\n")
+        markers = list(_MARKER.finditer(line))
+        if not markers:
+            continue
+        marker = markers[-1]
+        rest, at = line[marker.end() :], starts[i] + marker.end()
+        if not re.sub(r"[\s*_`]", "", rest):
+            k = next((k for k in range(i + 1, len(lines)) if lines[k].strip()), None)
+            following = lines[k].rstrip("\r\n") if k is not None else ""
+            ok = re.fullmatch(_DECOR + _label_re(labels) + r"[\s*_`'\".)\]}]*", following, re.I)
+            rest, at = (following, starts[k]) if ok and k is not None else ("", at)
+        picked = _pick(rest, labels)
+        return (picked[0], at + picked[1]) if picked else None
+    return None
 
 
 def parse_choice(text: str, labels: tuple[str, ...] = ("1", "2")) -> str | None:
     """The label given on the last `Answer:` line, or None if absent or ambiguous."""
-    lines = text.strip().splitlines()
-    for i in range(len(lines) - 1, -1, -1):
-        markers = list(_MARKER.finditer(lines[i]))
-        if not markers:
-            continue
-        marker = markers[-1]
-        rest = lines[i][marker.end() :]
-        if not re.sub(r"[\s*_`]", "", rest):
-            following = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
-            rest = following if re.fullmatch(_DECOR + _label_re(labels) + r"[\s*_`'\".)\]}]*", following, re.I) else ""
-        return _pick(rest, labels)
-    return None
+    found = locate_choice(text, labels)
+    return found[0] if found else None
 
 
-def parse_verdict(text: str, logprobs: dict[str, float] | None = None) -> Verdict:
-    probs = _probs(logprobs)
-    choice = parse_choice(text)
-    if choice is not None:
-        return Verdict(int(choice), text, "ok", probs)
+def parse_verdict(text: str, logprobs: list[ChoiceLogprobs] | None = None) -> Verdict:
+    """The verdict, with P(1), P(2) read at the token of the parsed answer itself (not at the
+    first "1" or "2" a chain of thought happens to write)."""
+    found = locate_choice(text)
+    if found is not None:
+        return Verdict(int(found[0]), text, "ok", _probs(logprobs, found[1]))
     if text.strip() and _REFUSAL.search(text):
-        return Verdict(None, text, "refused", probs)
-    return Verdict(None, text, "invalid", probs)
+        return Verdict(None, text, "refused", None)
+    return Verdict(None, text, "invalid", None)
 
 
-def _probs(logprobs: dict[str, float] | None) -> tuple[float, float] | None:
-    """P(answer 1), P(answer 2), renormalised over the two, from token log-probabilities."""
-    if not logprobs or "1" not in logprobs or "2" not in logprobs:
+def _probs(logprobs: list[ChoiceLogprobs] | None, offset: int) -> tuple[float, float] | None:
+    """P(answer 1), P(answer 2), renormalised over the two, at the token that holds the
+    character at `offset`; None when the provider gave no log-probabilities there."""
+    at = next((p for p in logprobs or [] if p.start <= offset < p.end), None)
+    if at is None or "1" not in at.probs or "2" not in at.probs:
         return None
-    a, b = math.exp(logprobs["1"]), math.exp(logprobs["2"])
+    a, b = math.exp(at.probs["1"]), math.exp(at.probs["2"])
     return (a / (a + b), b / (a + b))

@@ -136,11 +136,33 @@ class Usage:
 
 
 @dataclass
+class ChoiceLogprobs:
+    """Log-probabilities of the choices at one token of a reply: the token spans characters
+    [start, end) of the text. A judge's parser reads the one at its parsed answer."""
+
+    start: int
+    end: int
+    probs: dict[str, float]
+
+    def to_json(self) -> list[Any]:
+        return [self.start, self.end, self.probs]
+
+    @staticmethod
+    def from_json(d: Any) -> list[ChoiceLogprobs]:
+        """One sample's positions; an entry cached before positions were kept (a bare
+        {choice: logprob}) has no known position and is dropped rather than guessed."""
+        if isinstance(d, list):
+            return [ChoiceLogprobs(int(a), int(b), dict(p)) for a, b, p in d]
+        return []
+
+
+@dataclass
 class GenerateResponse:
     texts: list[str]
     usage: Usage = field(default_factory=Usage)
-    # Per sample: {choice: logprob} for the request's logprob_choices, when the provider gives them.
-    logprobs: list[dict[str, float]] | None = None
+    # Per sample: every token that is one of the request's logprob_choices, with the
+    # choices' log-probabilities there, when the provider gives them.
+    logprobs: list[list[ChoiceLogprobs]] | None = None
     latency_s: float = 0.0
     # Filled in by the wrapper, not the provider.
     cache_hit: bool = False
@@ -153,7 +175,7 @@ class GenerateResponse:
         return {
             "texts": self.texts,
             "usage": self.usage.to_list(),
-            "logprobs": self.logprobs,
+            "logprobs": [[p.to_json() for p in s] for s in self.logprobs] if self.logprobs else None,
             "latency_s": self.latency_s,
         }
 
@@ -162,7 +184,7 @@ class GenerateResponse:
         return GenerateResponse(
             texts=list(d["texts"]),
             usage=Usage.from_list(d["usage"]),
-            logprobs=d.get("logprobs"),
+            logprobs=[ChoiceLogprobs.from_json(x) for x in d["logprobs"]] if d.get("logprobs") else None,
             latency_s=float(d.get("latency_s", 0.0)),
         )
 

@@ -197,3 +197,17 @@ def test_judge_logprobs_become_p_correct(tmp_path: Path, monkeypatch: pytest.Mon
 
     cal = calibration(j)
     assert len(cal) >= 1 and cal.iloc[0]["brier"] > 0
+
+
+def test_p_correct_is_read_at_the_token_of_the_parsed_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-test")
+    # The reasoning names "1" first; the verdict is the last Answer line, "2". The server gives
+    # every digit token P = 0.8 for itself, so reading the first digit would give P(2) = 0.2.
+    with FakeOpenAI(reply=lambda body: "Answer 1 looks weak.\nAnswer: 2") as server:
+        r = oversight.run(qa_spec(fake_card(server), limit=2, tasks=["boolq"], protocols=["qa"]),
+                          out=tmp_path / "run")
+    j = r.judgments
+    assert (j.judge_answer == 2).all()
+    # P(the judge's own answer, 2) = 0.8: p_correct is 0.8 where 2 is correct, 0.2 where 1 is.
+    assert j.loc[j.order == 1, "p_correct"].round(3).eq(0.8).all()
+    assert j.loc[j.order == 0, "p_correct"].round(3).eq(0.2).all()

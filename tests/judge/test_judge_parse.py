@@ -5,6 +5,7 @@ import math
 import pytest
 
 from oversight.judge.parse import parse_choice, parse_verdict
+from oversight.model.types import ChoiceLogprobs
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,21 @@ def test_letter_labels_for_selectors() -> None:
 
 
 def test_probabilities_are_renormalised() -> None:
-    verdict = parse_verdict("Answer: 1", {"1": math.log(0.6), "2": math.log(0.2)})
+    at = [ChoiceLogprobs(7, 9, {"1": math.log(0.6), "2": math.log(0.2)})]
+    verdict = parse_verdict("Answer: 1", at)
     assert verdict.probs is not None
     assert verdict.probs[0] == pytest.approx(0.75) and verdict.probs[1] == pytest.approx(0.25)
-    assert parse_verdict("Answer: 1", {"1": 0.0}).probs is None
+    assert parse_verdict("Answer: 1", [ChoiceLogprobs(7, 9, {"1": 0.0})]).probs is None
+
+
+def test_probabilities_come_from_the_token_of_the_parsed_answer() -> None:
+    text = "Answer 1 is tempting, but 2 cites the article.\nAnswer: 2 (not 1)"
+    at = [ChoiceLogprobs(7, 8, {"1": math.log(0.9), "2": math.log(0.1)}),  # the "1" in the reasoning
+          ChoiceLogprobs(26, 27, {"1": math.log(0.5), "2": math.log(0.5)}),
+          ChoiceLogprobs(54, 56, {"1": math.log(0.3), "2": math.log(0.7)}),  # " 2" after "Answer:"
+          ChoiceLogprobs(62, 63, {"1": math.log(0.8), "2": math.log(0.2)})]
+    assert text[54:56] == " 2"
+    verdict = parse_verdict(text, at)
+    assert verdict.answer == 2 and verdict.probs == pytest.approx((0.3, 0.7))
+    # no log-probabilities at the answer's own token: none, rather than another token's
+    assert parse_verdict(text, at[:2]).probs is None

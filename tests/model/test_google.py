@@ -157,9 +157,12 @@ async def test_logprobs(recorder: Recorder, mock_http) -> None:
     assert config["responseLogprobs"] is True
     assert config["logprobs"] == 5
     assert out.logprobs is not None
-    assert out.logprobs[0]["2"] == pytest.approx(math.log(math.exp(-0.2) + math.exp(-5.0)))
-    assert out.logprobs[0]["1"] == pytest.approx(-1.9)
-    assert out.logprobs[1] == pytest.approx({"1": -0.4, "2": -1.2})
+    [direct_at] = out.logprobs[0]
+    assert (direct_at.start, direct_at.end) == (0, 1)
+    assert direct_at.probs["2"] == pytest.approx(math.log(math.exp(-0.2) + math.exp(-5.0)))
+    assert direct_at.probs["1"] == pytest.approx(-1.9)
+    [worded_at] = out.logprobs[1]
+    assert (worded_at.start, worded_at.end) == (7, 9) and worded_at.probs == pytest.approx({"1": -0.4, "2": -1.2})
 
 
 async def test_logprobs_off_when_card_says_so(recorder: Recorder, mock_http) -> None:

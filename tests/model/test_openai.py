@@ -172,11 +172,13 @@ async def test_logprobs_of_the_answer_token(recorder: Recorder, mock_http) -> No
     assert recorder.body["logprobs"] is True
     assert recorder.body["top_logprobs"] == 5
     assert out.logprobs is not None
-    p1 = out.logprobs[0]
+    [p1] = out.logprobs[0]
     # "1" and " 1" are the same answer: their probabilities add.
-    assert p1["1"] == pytest.approx(math.log(math.exp(-0.1) + math.exp(-4.0)))
-    assert p1["2"] == pytest.approx(-2.5)
-    assert out.logprobs[1] == pytest.approx({"2": -0.3, "1": -1.5})
+    assert (p1.start, p1.end) == (0, 1)
+    assert p1.probs["1"] == pytest.approx(math.log(math.exp(-0.1) + math.exp(-4.0)))
+    assert p1.probs["2"] == pytest.approx(-2.5)
+    [p2] = out.logprobs[1]  # only the " 2" token is a choice; it spans "Answer: 2"[7:9]
+    assert (p2.start, p2.end) == (7, 9) and p2.probs == pytest.approx({"2": -0.3, "1": -1.5})
 
 
 async def test_logprobs_off_when_card_says_so(recorder: Recorder, mock_http) -> None:
@@ -189,7 +191,7 @@ async def test_logprobs_off_when_card_says_so(recorder: Recorder, mock_http) -> 
 async def test_logprobs_absent_in_reply(recorder: Recorder, mock_http) -> None:
     recorder.replies = [json_reply(200, completion("1"))]
     out = await api(mock_http).generate(simple(logprob_choices=("1", "2")))
-    assert out.logprobs == [{}]
+    assert out.logprobs == [[]]
 
 
 # --- error classification --------------------------------------------------------------

@@ -36,6 +36,7 @@ from oversight.model.card import ModelCard
 from oversight.model.prompt_cache import PrefixPlanner, WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
 from oversight.model.types import (
+    ChoiceLogprobs,
     GenerateRequest,
     GenerateResponse,
     ImagePart,
@@ -270,20 +271,22 @@ def _parse(response: Any, request: GenerateRequest, want_logprobs: bool) -> Gene
     return GenerateResponse(texts=texts, usage=usage, logprobs=logprobs)
 
 
-def _candidate_logprobs(candidate: Any, wanted: tuple[str, ...]) -> dict[str, float]:
+def _candidate_logprobs(candidate: Any, wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
+    """Every token of the reply that is one of the choices, with where it stands in the
+    text; the judge parser picks the one that holds its parsed answer."""
     result = candidate.logprobs_result
     chosen = (result.chosen_candidates or []) if result else []
     top = (result.top_candidates or []) if result else []
-    if not chosen:
-        return {}
-    # The answer is decided at the first token that is one of the choices; a model that
-    # writes "Answer: 1" puts it there rather than at position 0.
-    i = next((k for k, t in enumerate(chosen) if (t.token or "").strip() in wanted), 0)
-    alternatives = {
-        t.token or "": t.log_probability for t in (top[i].candidates or [] if i < len(top) else [])
-    }
-    alternatives.setdefault(chosen[i].token or "", chosen[i].log_probability)
-    return _merge_choice_logprobs(alternatives.items(), wanted)
+    out: list[ChoiceLogprobs] = []
+    at = 0
+    for i, t in enumerate(chosen):
+        token = t.token or ""
+        start, at = at, at + len(token)
+        if token.strip() in wanted:
+            alternatives = {c.token or "": c.log_probability for c in (top[i].candidates or [] if i < len(top) else [])}
+            alternatives.setdefault(token, t.log_probability)
+            out.append(ChoiceLogprobs(start, at, _merge_choice_logprobs(alternatives.items(), wanted)))
+    return out
 
 
 def _merge_choice_logprobs(

@@ -28,6 +28,7 @@ from oversight.model.card import ModelCard
 from oversight.model.prompt_cache import WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
 from oversight.model.types import (
+    ChoiceLogprobs,
     GenerateRequest,
     GenerateResponse,
     ImagePart,
@@ -188,16 +189,19 @@ def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> Ge
     return GenerateResponse(texts=texts, usage=parsed_usage, logprobs=logprobs)
 
 
-def _choice_logprobs(choice: Any, wanted: tuple[str, ...]) -> dict[str, float]:
+def _choice_logprobs(choice: Any, wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
+    """Every token of the reply that is one of the choices, with where it stands in the
+    text; which of them is the verdict is the judge parser's business, not the adapter's."""
     tokens = getattr(choice.logprobs, "content", None) if choice.logprobs else None
-    if not tokens:
-        return {}
-    # The answer is decided at the first token that is one of the choices; a model that
-    # writes "Answer: 1" puts it there rather than at position 0.
-    position = next((t for t in tokens if t.token.strip() in wanted), tokens[0])
-    alternatives = {t.token: t.logprob for t in position.top_logprobs or []}
-    alternatives.setdefault(position.token, position.logprob)
-    return _merge_choice_logprobs(alternatives.items(), wanted)
+    out: list[ChoiceLogprobs] = []
+    at = 0
+    for t in tokens or []:
+        start, at = at, at + len(t.token)
+        if t.token.strip() in wanted:
+            alternatives = {a.token: a.logprob for a in t.top_logprobs or []}
+            alternatives.setdefault(t.token, t.logprob)
+            out.append(ChoiceLogprobs(start, at, _merge_choice_logprobs(alternatives.items(), wanted)))
+    return out
 
 
 def _merge_choice_logprobs(
