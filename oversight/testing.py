@@ -27,8 +27,8 @@ import argparse
 import asyncio
 import hashlib
 import json
-import re
 import random
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -117,6 +117,13 @@ class LoopbackServer:
     headers: list[dict[str, str]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     injected: Counter[str] = field(default_factory=Counter)  # fault label -> times sent
+    # Provider batch endpoints (see FakeBatch): every batch created, by id.
+    batches: dict[str, FakeBatch] = field(default_factory=dict)
+    batch_hold: bool = False  # batches stay in progress while set (a batch that takes hours)
+    batch_polls_needed: int = 1  # polls that see a batch in progress before it runs
+    batch_expire: int = 0  # the next N batches to run expire with only their first half answered
+    batch_item_faults: list[int] = field(default_factory=list)  # statuses for the next requests run in batches
+    batch_requests: list[dict[str, Any]] = field(default_factory=list)  # every request body run in a batch
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -155,6 +162,42 @@ class LoopbackServer:
         texts = reply if isinstance(reply, list) else [reply] * n
         return [texts[i % len(texts)] for i in range(n)]
 
+    def batch_route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, str] | None:
+        """A provider's batch endpoints: (status, body, content type), or None for any
+        other request (answered as a single call)."""
+        return None
+
+    def new_batch(self, items: list[tuple[str, dict[str, Any]]], prefix: str) -> FakeBatch:
+        with self._lock:
+            batch = FakeBatch(f"{prefix}{len(self.batches) + 1}", items)
+            self.batches[batch.id] = batch
+        return batch
+
+    def advance(self, batch: FakeBatch, path_for: Callable[[dict[str, Any]], str]) -> None:
+        """A poll: once `batch_polls_needed` polls have seen it in progress (and unless
+        held), the batch runs: each request is answered, fails with a scripted status, or
+        (if the batch expires) is never run."""
+        with self._lock:
+            if batch.ended or self.batch_hold:
+                return
+            batch.polls += 1
+            if batch.polls < self.batch_polls_needed:
+                return
+            expire = self.batch_expire > 0
+            self.batch_expire -= expire
+            for i, (cid, body) in enumerate(batch.items):
+                if expire and i >= len(batch.items) // 2:
+                    batch.results.append((cid, 0, None))
+                    continue
+                self.batch_requests.append(body)
+                if self.batch_item_faults:
+                    status = self.batch_item_faults.pop(0)
+                    batch.results.append((cid, status, self.error(status, f"scripted {status} in a batch")))
+                else:
+                    batch.results.append((cid, 200, self.success(body, path_for(body))))
+            batch.ended = True
+            batch.expired = expire
+
     # --- HTTP ---------------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -163,6 +206,7 @@ class LoopbackServer:
                 line = await reader.readline()
                 if not line:
                     break
+                method = line.decode("latin-1").split(" ")[0]
                 path = line.decode("latin-1").split(" ")[1] if line.count(b" ") >= 2 else "/"
                 headers: dict[str, str] = {}
                 while True:
@@ -172,6 +216,13 @@ class LoopbackServer:
                     k, _, v = h.decode("latin-1").partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body_bytes = await reader.readexactly(int(headers.get("content-length", "0")))
+                routed = self.batch_route(method, path, headers, body_bytes)
+                if routed is not None:
+                    status, data, ctype = routed
+                    writer.write((f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\n"
+                                  f"content-length: {len(data)}\r\n\r\n").encode() + data)
+                    await writer.drain()
+                    continue
                 body = json.loads(body_bytes or b"{}")
                 with self._lock:
                     self.requests.append(body)
@@ -264,6 +315,34 @@ class LoopbackServer:
 
 
 @dataclass
+class FakeBatch:
+    """One batch on a fake server: its requests (custom id, provider request body) and,
+    once run, a result for each: (custom id, status, body), status 0 and body None for a
+    request the batch never ran (it expired)."""
+
+    id: str
+    items: list[tuple[str, dict[str, Any]]]
+    polls: int = 0
+    ended: bool = False
+    expired: bool = False
+    results: list[tuple[str, int, dict[str, Any] | None]] = field(default_factory=list)
+
+
+def _multipart_file(headers: dict[str, str], raw: bytes) -> bytes:
+    """The `file` part of a multipart/form-data upload."""
+    boundary = headers.get("content-type", "").split("boundary=", 1)[-1].strip('"').encode()
+    for part in raw.split(b"--" + boundary):
+        head, _, content = part.partition(b"\r\n\r\n")
+        if b'name="file"' in head:
+            return content[:-2] if content.endswith(b"\r\n") else content
+    return b""
+
+
+def _json(status: int, data: Any) -> tuple[int, bytes, str]:
+    return status, json.dumps(data).encode(), "application/json"
+
+
+@dataclass
 class FakeOpenAI(LoopbackServer):
     """OpenAI Chat Completions (and so any OpenAI-compatible server)."""
 
@@ -277,6 +356,63 @@ class FakeOpenAI(LoopbackServer):
     def __enter__(self) -> FakeOpenAI:
         super().__enter__()
         return self
+
+    # --- the Batch API: POST /v1/files, POST /v1/batches, GET /v1/batches/ID, GET /v1/files/ID/content
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def batch_route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, str] | None:
+        route = path.split("?", 1)[0]
+        if method == "POST" and route == "/v1/files":
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = _multipart_file(headers, raw)
+            return _json(200, {"id": file_id, "object": "file", "bytes": len(self.files[file_id]), "created_at": 0,
+                               "filename": "batch.jsonl", "purpose": "batch", "status": "processed"})
+        if method == "POST" and route == "/v1/batches":
+            spec = json.loads(raw)
+            lines = [json.loads(x) for x in self.files[spec["input_file_id"]].decode().splitlines() if x.strip()]
+            made = self.new_batch([(x["custom_id"], x["body"]) for x in lines], "batch_")
+            return _json(200, self._batch_object(made, spec["input_file_id"]))
+        if method == "GET" and route.startswith("/v1/batches/"):
+            batch = self.batches.get(route.rsplit("/", 1)[-1])
+            if batch is None:
+                return _json(404, self.error(404, "no such batch"))
+            self.advance(batch, lambda body: "/v1/chat/completions")
+            return _json(200, self._batch_object(batch, ""))
+        if method == "GET" and route.startswith("/v1/files/") and route.endswith("/content"):
+            data = self.files.get(route.split("/")[3])
+            if data is None:
+                return _json(404, self.error(404, "no file"))
+            return 200, data, "application/octet-stream"
+        return None
+
+    def _batch_object(self, batch: FakeBatch, input_file: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+                               "input_file_id": input_file, "completion_window": "24h", "created_at": 0,
+                               "status": "in_progress", "output_file_id": None, "error_file_id": None,
+                               "request_counts": {"total": len(batch.items), "completed": 0, "failed": 0}}
+        if not batch.ended:
+            return out
+        ok, bad = [], []
+        for i, (cid, status, body) in enumerate(batch.results):
+            if status == 200:
+                ok.append({"id": f"batch_req_{i}", "custom_id": cid, "error": None,
+                           "response": {"status_code": 200, "request_id": f"req_{i}", "body": body}})
+            elif status:
+                bad.append({"id": f"batch_req_{i}", "custom_id": cid, "error": None,
+                            "response": {"status_code": status, "request_id": f"req_{i}", "body": body}})
+            else:
+                bad.append({"id": f"batch_req_{i}", "custom_id": cid, "response": None,
+                            "error": {"code": "batch_expired", "message": "This request could not be executed "
+                                      "before the completion window expired."}})
+        for name, rows in (("output_file_id", ok), ("error_file_id", bad)):
+            if rows:
+                file_id = f"file-{batch.id}-{name[:3]}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                out[name] = file_id
+        out["status"] = "expired" if batch.expired else "completed"
+        out["request_counts"] = {"total": len(batch.items), "completed": len(ok), "failed": len(bad)}
+        return out
 
     @staticmethod
     def _cache_view(body: dict[str, Any]) -> tuple[str, str]:

@@ -91,6 +91,10 @@ class Run:
         self.spent_before = totals(self.before)["cost_usd"]
         self.done = 0
         self.errors = 0
+        # Provider batch APIs (oversight/model/batch.py): set by run(); with them every
+        # episode runs at once, so that each wave holds every call that is ready.
+        self.batch: dict[str, Any] = {}
+        self.batch_wide = False
 
     def note(self, message: str) -> None:
         """A warning: printed now, and kept for the manifest and the end-of-run summary."""
@@ -169,7 +173,8 @@ class Run:
 
         with reporter:
             try:
-                await asyncio.gather(*(worker() for _ in range(min(prep.spec.concurrency, max(1, len(todo))))))
+                width = len(todo) if self.batch_wide else min(prep.spec.concurrency, len(todo))
+                await asyncio.gather(*(worker() for _ in range(max(1, width))))
             finally:
                 # Shared transcripts still generating when the run stops (Ctrl-C) are
                 # cancelled and awaited here, so none is left to complain at shutdown.
@@ -267,11 +272,19 @@ def run(
     http_clients: dict[str, Any] | None = None,
     cache: str = "on",
     keep_errors: bool = False,
+    batch: bool = False,
+    detach: bool = False,
+    batch_fallback: str = "retry",
+    batch_poll_s: float | None = None,
 ) -> RunResult:
     """Run a spec end to end and return its results (what `oversight run` calls).
 
     `cache` is on | off | read | write. `http_clients` maps a model label to an
     httpx.AsyncClient (tests and benchmarks point providers at a loopback server this way).
+    `batch` sends every call of a model with a batch API through it (oversight/model/batch.py;
+    `batch: true` on a card does it for that model); `detach` returns once the first wave is
+    submitted (status `detached`; `--resume` collects it); `batch_fallback` is retry (a
+    failed request goes into the next wave) or online; `batch_poll_s` overrides the cards'.
     """
     source = str(spec) if isinstance(spec, str | Path) else "spec"
     out_stream = stream or sys.stderr
@@ -289,6 +302,7 @@ def run(
             (run_dir / "spec.yaml").write_text(yaml.safe_dump(rspec.model_dump(mode="json"), sort_keys=False))
         run_id = str(old.get("run_id", run_dir.name))
         state = Run(prep, run_dir, run_id, out_stream, keep_errors)
+        state.batch = {"batch_all": batch, "detach": detach, "fallback": batch_fallback, "poll_s": batch_poll_s}
         if state.before.unreadable:
             state.note(f"{state.before.unreadable} journal line(s) in {run_dir} could not be read and were skipped.")
         return _execute(state, identity, old, cache, http_clients or {}, command)
@@ -312,9 +326,30 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
             label: Model(card, make_api(card, http_client=clients.get(label)), cache)
             for label, card in prep.cards.items()
         })
+        from oversight.model.batch import attach
+
+        opts = state.batch
+        batch_ctx = attach(models, run_dir, cache.put if cache is not None else None,
+                           batch_all=bool(opts.get("batch_all")), poll_s=opts.get("poll_s"),
+                           fallback=opts.get("fallback", "retry"))
+        state.batch_wide = batch_ctx is not None
         try:
-            await state.execute(models, journal)
+            running = asyncio.ensure_future(state.execute(models, journal))
+            if batch_ctx is not None and opts.get("detach"):
+                submitted = asyncio.ensure_future(batch_ctx.wait_detachable())
+                await asyncio.wait({running, submitted}, return_when=asyncio.FIRST_COMPLETED)
+                submitted.cancel()
+                if not running.done():
+                    # The first wave is with the provider: nothing more can happen until it
+                    # ends, possibly hours from now. `--resume` collects it.
+                    running.cancel()
+                    await asyncio.gather(running, return_exceptions=True)
+                    state.status = "detached"
+            if not running.cancelled():
+                await running
         finally:
+            if batch_ctx is not None:
+                await batch_ctx.aclose()
             # Stop and collect every task still running (Ctrl-C), so that none calls a
             # closed client or leaves an error for asyncio to print at shutdown.
             others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -350,6 +385,10 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
         ) from None
     result = RunResult(run_dir, state.run_id, state.status, judgments, manifest["totals"], excluded,
                        state.fatal, state.notes)
+    if state.status == "detached":
+        print(f"\nDetached: the first batch wave is submitted and journaled in {run_dir}/batches.jsonl. "
+              f"Check it with `oversight batch status {run_dir}`; collect it and go on with: "
+              f"{command} --resume --out {run_dir}", file=state.stream)
     if state.status == "interrupted":
         t = manifest["totals"]
         print(f"\nInterrupted: {t['episodes_done'] + t['episode_errors']} of {t['episodes_planned']} episodes "

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from oversight.model import redact
 from oversight.model.card import ModelCard
-from oversight.model.types import GenerateRequest, GenerateResponse
+from oversight.model.types import GenerateRequest, GenerateResponse, ImagePart, ModelCallError
+
+if TYPE_CHECKING:
+    from oversight.model.batch import BatchPoll
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,30 @@ class ModelAPI(ABC):
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """One call (all `request.n` samples). Raise ModelCallError on failure; an empty
         or malformed reply raises ModelCallError('malformed', ...)."""
+
+    # --- provider batch APIs (oversight/model/batch.py); optional --------------------------
+    supports_batch: ClassVar[bool] = False
+    # Provider limits on one batch: the collector splits a wave to stay within them.
+    batch_max_requests: ClassVar[int] = 50_000
+    batch_max_bytes: ClassVar[int] = 190 * 1024 * 1024
+
+    def batch_request_bytes(self, request: GenerateRequest) -> int:
+        """About how many bytes the request takes in a batch (for splitting): its prompt,
+        with images in base64, plus room for the envelope."""
+        chars = sum(len(p.b64()) if isinstance(p, ImagePart) else len(p.text)
+                    for m in request.messages for p in m.parts)
+        return chars * request.n + 1024
+
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+        """Create one provider batch of (custom id, request); return its id. Raise
+        ModelCallError when the provider refuses it."""
+        raise ModelCallError("bad_request", f"{self.card.label}: {self.provider} has no batch API")
+
+    async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
+        """The batch's state and, once it has ended, every result by custom id. `expect`
+        holds each custom id's request, at least its `n` and `logprob_choices` (a request
+        rebuilt from the batch journal has no messages)."""
+        raise ModelCallError("bad_request", f"{self.card.label}: {self.provider} has no batch API")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

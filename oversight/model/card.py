@@ -80,6 +80,13 @@ class ModelCard(Strict):
     # the harness does not count). Null: implicit caching only.
     explicit_cache_ttl_s: int | None = Field(None, ge=60, le=86_400)
     sim: SimParams | None = None
+    # Provider batch APIs (oversight/model/batch.py): send this model's calls in batches.
+    batch: bool = False
+    # The share of the online price a batch call saves (null: 0.5 for openai, anthropic and
+    # google, whose batch APIs are half price); `batch_price` instead gives the prices outright.
+    batch_discount: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    batch_price: Price | None = None
+    batch_poll_s: float = Field(30.0, gt=0, le=86_400, allow_inf_nan=False)  # how often a batch is polled
 
     @field_validator("base_url")
     @classmethod
@@ -138,19 +145,26 @@ class ModelCard(Strict):
         """The card as recorded in a manifest: never a secret, only the variable's name."""
         return self.model_dump(mode="json")
 
+    def batch_rate(self) -> float:
+        """What a batch call costs as a share of the online price (with no batch_price)."""
+        default = 0.5 if self.provider in ("openai", "anthropic", "google") else 0.0
+        return 1.0 - (default if self.batch_discount is None else self.batch_discount)
+
     def cost(
-        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0
+        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0,
+        *, batch: bool = False,
     ) -> float:
         """USD for one call. `input_tokens` counts every prompt token; the cached and written
         ones are part of it (clamped to it, so a provider's odd report cannot make a cost
         negative) and priced at their own rates."""
-        p = self.price
+        p = self.batch_price if batch and self.batch_price is not None else self.price
+        scale = self.batch_rate() if batch and self.batch_price is None else 1.0
         cached = max(0, min(cached_input_tokens, input_tokens))
         written = max(0, min(cache_write_tokens, input_tokens - cached))
         fresh = input_tokens - cached - written
         read_rate = p.input_per_mtok if p.cached_input_per_mtok is None else p.cached_input_per_mtok
         write_rate = p.input_per_mtok if p.cache_write_per_mtok is None else p.cache_write_per_mtok
-        return (
+        return scale * (
             fresh * p.input_per_mtok + cached * read_rate + written * write_rate + output_tokens * p.output_per_mtok
         ) / 1e6
 

@@ -170,6 +170,8 @@ class GenerateResponse:
     cost_usd: float = 0.0
     # Filled in by the protocol's call context: the content hash of the prompt (prompts.parquet).
     prompt_id: str = ""
+    # The provider batch that answered this call (oversight/model/batch.py); "" if online.
+    batch_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {

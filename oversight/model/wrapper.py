@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiolimiter import AsyncLimiter
 
@@ -25,6 +25,9 @@ from oversight.model.api import ModelAPI
 from oversight.model.cache import ResponseCache, cache_key
 from oversight.model.card import ModelCard
 from oversight.model.types import GenerateRequest, GenerateResponse, ModelCallError
+
+if TYPE_CHECKING:
+    from oversight.model.batch import BatchCollector
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
@@ -65,6 +68,8 @@ class Model:
     cache: ResponseCache | None = None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    # Set for a batch-enabled model (oversight/model/batch.py): calls go into its waves.
+    batch: BatchCollector | None = None
 
     def __post_init__(self) -> None:
         self.stats = ModelStats()
@@ -120,7 +125,7 @@ class Model:
         fut: asyncio.Future[GenerateResponse] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         try:
-            response = await self._call_with_retries(request)
+            response = await self._call_with_retries(request, key)
             if self.cache is not None:
                 self.cache.put(key, response)
         except BaseException as exc:
@@ -149,7 +154,8 @@ class Model:
         s.cache_hits += r.cache_hit
         s.retries += r.retries
         u = r.usage
-        r.cost_usd = self.card.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens)
+        r.cost_usd = self.card.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens,
+                                    batch=bool(r.batch_id))
         if not r.cache_hit:
             s.input_tokens += u.input_tokens
             s.output_tokens += u.output_tokens
@@ -161,11 +167,18 @@ class Model:
         chars = sum(len(m.plain_text) for m in request.messages)
         return chars // 4 + (request.max_tokens or self.card.max_tokens) * request.n
 
-    async def _call_with_retries(self, request: GenerateRequest) -> GenerateResponse:
+    async def _call_with_retries(self, request: GenerateRequest, key: str = "") -> GenerateResponse:
         retries = 0
         while True:
+            # A batch call's retry goes into the next wave, or online with fallback "online".
+            in_batch = self.batch is not None and (retries == 0 or self.batch.ctx.fallback != "online")
             try:
-                response = await self._attempt(request)
+                if in_batch:
+                    assert self.batch is not None
+                    self.stats.attempts += 1
+                    response = await self.batch.call(key or self.key(request), request)
+                else:
+                    response = await self._attempt(request)
                 response.retries = retries
                 return response
             except ModelCallError as err:
@@ -173,7 +186,8 @@ class Model:
                     self.stats.errors += 1
                     self.stats.retries += retries
                     raise CallFailure(err, retries, self.label) from None
-                await self.sleep(self._backoff(retries, err.retry_after))
+                if not in_batch:  # waiting for the next wave is a batch call's backoff
+                    await self.sleep(self._backoff(retries, err.retry_after))
                 retries += 1
 
     def _backoff(self, retries: int, retry_after: float | None) -> float:

@@ -19,9 +19,10 @@ import json
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
@@ -39,6 +40,9 @@ from oversight.model.types import (
     kind_for_status,
     retry_after_from_headers,
 )
+
+if TYPE_CHECKING:
+    from oversight.model.batch import BatchPoll
 
 # Local servers usually need no key, but the SDK refuses to start without one and would
 # otherwise fall back to OPENAI_API_KEY, sending a real secret to an arbitrary host.
@@ -101,6 +105,61 @@ class OpenAIAPI(ModelAPI):
             for client in self._clients:
                 await client.close()
 
+    # --- the Batch API: a JSONL file of chat-completion requests, results within 24 h ------
+
+    supports_batch = True
+    batch_max_requests = 50_000  # the API's limits per batch: 50,000 requests, a 200 MB file
+    batch_max_bytes = 190 * 1024 * 1024
+
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+        lines = [json.dumps({"custom_id": cid, "method": "POST", "url": _BATCH_ENDPOINT, "body": self._build(r)},
+                            separators=(",", ":")) for cid, r in requests]
+        client = self._clients[0]
+        try:
+            upload = await client.files.create(file=("batch.jsonl", ("\n".join(lines) + "\n").encode()),
+                                               purpose="batch")
+            batch = await client.batches.create(input_file_id=upload.id, endpoint=_BATCH_ENDPOINT,
+                                                completion_window="24h")
+        except Exception as exc:
+            raise _classify(exc) from None
+        return str(batch.id)
+
+    async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
+        from oversight.model.batch import BatchPoll
+
+        client = self._clients[0]
+        try:
+            batch = await client.batches.retrieve(batch_id)
+            state = str(batch.status)
+            if state not in _BATCH_ENDED:
+                return BatchPoll(state, False)
+            lines: list[str] = []
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id:
+                    lines += (await client.files.content(file_id)).text.splitlines()
+        except Exception as exc:
+            raise _classify(exc) from None
+        results: dict[str, GenerateResponse | ModelCallError] = {}
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                cid = str(entry["custom_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line the provider damaged: its request counts as not run, and is resent
+            if cid in expect:
+                result = _batch_result(entry, expect[cid])
+                if result is not None:
+                    results[cid] = result
+        if state == "failed" and not lines:
+            # The whole input was refused (validation): every request fails the same way.
+            errors = getattr(getattr(batch, "errors", None), "data", None) or []
+            why = "; ".join(str(getattr(e, "message", e)) for e in errors) or "batch failed validation"
+            results = {cid: ModelCallError("bad_request", clip(why, _MAX_ERROR_CHARS)) for cid in expect}
+        counts = batch.request_counts.model_dump() if batch.request_counts is not None else {}
+        return BatchPoll(state, True, results, counts)
+
     def _build(self, request: GenerateRequest) -> dict[str, Any]:
         if not self.capabilities.images and _has_images(request.messages):
             raise ModelCallError("bad_request", f"{self.card.label} is not configured for images")
@@ -125,6 +184,37 @@ class OpenAIAPI(ModelAPI):
             if key is not None:
                 kwargs["prompt_cache_key"] = key
         return kwargs
+
+
+_BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+_BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
+# Errors that say the batch never ran the request (not that the request was bad): resent.
+_BATCH_NOT_RUN = ("batch_expired", "batch_cancelled")
+
+
+def _batch_result(entry: dict[str, Any], request: GenerateRequest) -> GenerateResponse | ModelCallError | None:
+    """One line of a batch's output or error file: the reply, the request's own error, or
+    None for a request the batch did not run."""
+    error = entry.get("error")
+    response = entry.get("response") or {}
+    status = int(response.get("status_code") or 0)
+    if error and not status:
+        code = str(error.get("code", "")) if isinstance(error, dict) else ""
+        if code in _BATCH_NOT_RUN:
+            return None
+        message = error.get("message", error) if isinstance(error, dict) else error
+        return ModelCallError("other", clip(f"{code}: {message}", _MAX_ERROR_CHARS))
+    body = response.get("body")
+    if status != 200 or not isinstance(body, dict):
+        detail = body.get("error", body) if isinstance(body, dict) else body
+        message = detail.get("message", detail) if isinstance(detail, dict) else detail
+        return ModelCallError(kind_for_status(status) if status else "malformed",
+                              clip(str(message), _MAX_ERROR_CHARS), status=status or None)
+    try:
+        completion = ChatCompletion.construct(**body)
+        return _parse(completion, request, want_logprobs=bool(request.logprob_choices))
+    except ModelCallError as err:
+        return err
 
 
 def _has_images(messages: Iterable[Message]) -> bool:

@@ -1,0 +1,412 @@
+"""Provider batch APIs: calls collected into waves and sent at batch prices.
+
+A debate is a chain of dependent calls, but at any moment every episode of a run knows its
+next call. With `--batch`, `Model.generate` (oversight/model/wrapper.py) hands each call of
+a batch-enabled model, after the cache lookup and single-flight, to that model's
+`BatchCollector` and awaits a future. The collector forms a *wave*: once no new call has
+arrived for a quiet period (every runnable episode is blocked on a call) it sends what it
+holds as one provider batch (split by the provider's count and byte limits), polls the
+batch until it ends, writes every result to the response cache, and resolves the futures.
+The episodes then advance and form the next wave.
+
+Durability: each submitted batch is journaled in the run directory's `batches.jsonl`
+(batch id, provider, model, the cache keys of its requests) before any of its results is
+used, and a `collected` record follows once its results are in the cache. A later
+`--resume` re-creates the episodes; a call whose cache key lies in a journaled, uncollected
+batch waits for that batch (polled and fetched) instead of being sent again, so nothing
+already paid for is resubmitted. Results already in the cache never reach the collector.
+
+Failures follow the online rules: a per-request error inside a batch raises the same
+`ModelCallError` kinds, and the wrapper retries it in the next wave (or online, with
+`fallback="online"`); a request the batch never ran (the batch expired or was cancelled)
+fails as a retryable `timeout` and is resubmitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from oversight.model.types import GenerateRequest, GenerateResponse, ModelCallError
+from oversight.store.journal import JournalWriteError, cut_torn_tail
+
+if TYPE_CHECKING:
+    from oversight.model.api import ModelAPI
+
+BATCHES = "batches.jsonl"
+# How long the collector waits with no new call before it sends a wave. Episodes run on one
+# event loop, so a call that depends only on answered calls arrives within a few loop turns;
+# the wall-clock part covers what runs between them (cache reads, prompt rendering).
+QUIET_S = 0.05
+IDLE_SPINS = 20
+DEFAULT_POLL_S = 30.0
+
+Fallback = Literal["retry", "online"]
+
+
+@dataclass
+class BatchPoll:
+    """What a provider says about one batch. `results` is filled only once `done`: by the
+    collector's custom id, a reply or the error of that one request; a request missing
+    from a finished batch never ran (expired, cancelled)."""
+
+    state: str
+    done: bool
+    results: dict[str, GenerateResponse | ModelCallError] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class BatchStore:
+    """The run's append-only batch journal (one JSON line per record, as journal.jsonl).
+
+    `submitted`: {batch_id, provider, model, label, keys} (keys in custom-id order: custom id
+    `c{i}` is keys[i]); `collected`: {batch_id, state}. Opening cuts a torn tail."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / BATCHES
+        self.submitted: dict[str, dict[str, Any]] = {}
+        self.collected: set[str] = set()
+        for record in read_batches(run_dir):
+            if record.get("type") == "submitted":
+                self.submitted[str(record["batch_id"])] = record
+            elif record.get("type") == "collected":
+                self.collected.add(str(record["batch_id"]))
+        self._open_keys: dict[tuple[str, str], str] = {
+            (r["label"], k): bid for bid, r in self.submitted.items() if bid not in self.collected for k in r["keys"]
+        }
+        self._f: Any = None
+
+    def open_batch_for(self, label: str, key: str) -> str | None:
+        """The journaled, not yet collected batch that holds this call, if any."""
+        bid = self._open_keys.get((label, key))
+        return None if bid is None or bid in self.collected else bid
+
+    def write(self, record: dict[str, Any]) -> None:
+        record = {**record, "at": dt.datetime.now(dt.UTC).isoformat()}
+        try:
+            if self._f is None:
+                cut_torn_tail(self.path)
+                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+            # One write and an fsync: the record must outlive a SIGKILL a moment later.
+            self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:
+            raise JournalWriteError(f"Cannot write the batch journal {self.path}: {exc.strerror or exc}.") from None
+        if record["type"] == "submitted":
+            self.submitted[record["batch_id"]] = record
+        elif record["type"] == "collected":
+            self.collected.add(record["batch_id"])
+
+    def close(self) -> None:
+        if self._f is not None:
+            with contextlib.suppress(OSError):
+                self._f.close()
+            self._f = None
+
+
+def read_batches(run_dir: Path) -> list[dict[str, Any]]:
+    """Every whole record of a run's batch journal (a torn or damaged line is skipped)."""
+    path = run_dir / BATCHES
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # a torn tail: the submission it describes never completed its journaling
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if isinstance(record, dict) and "batch_id" in record:
+                    out.append(record)
+    return out
+
+
+@dataclass
+class BatchStats:
+    waves: int = 0  # flushes of a collector: one wave may be several provider batches
+    batches: int = 0
+    requests: int = 0  # requests sent inside batches
+    resumed: int = 0  # calls answered by a batch journaled by an earlier invocation
+    failed: int = 0  # per-request errors and never-run requests in finished batches
+
+
+@dataclass
+class _Watch:
+    """One submitted batch being polled, and the calls waiting on it."""
+
+    batch_id: str
+    keys: list[str]
+    requests: dict[str, GenerateRequest]  # by custom id: what the results are parsed against
+    waiters: dict[str, list[asyncio.Future[GenerateResponse]]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+
+class BatchContext:
+    """What a run's collectors share: the batch journal, the cache results are written to,
+    the poll interval, the fallback rule and the detach signal."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        put: Callable[[str, GenerateResponse], None] | None = None,
+        *,
+        poll_s: float | None = None,
+        fallback: Fallback = "retry",
+        quiet_s: float | None = None,
+        on_wave: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.store = BatchStore(run_dir)
+        self.put = put
+        self.poll_s = poll_s
+        self.fallback: Fallback = fallback
+        self.quiet_s = QUIET_S if quiet_s is None else quiet_s
+        self.on_wave = on_wave
+        self.collectors: list[BatchCollector] = []
+        self.submitted = asyncio.Event()  # set once this invocation has submitted a batch
+
+    def collector(self, label: str, api: ModelAPI, poll_s: float) -> BatchCollector:
+        c = BatchCollector(label, api, self, self.poll_s if self.poll_s is not None else poll_s)
+        self.collectors.append(c)
+        return c
+
+    def idle(self) -> bool:
+        """No collector holds unsent calls or is sending a wave."""
+        return all(not c._pending and not c._sending for c in self.collectors)
+
+    async def wait_detachable(self) -> None:
+        """Return once a wave has been submitted and every collector has sent what it held."""
+        await self.submitted.wait()
+        while True:
+            for _ in range(IDLE_SPINS):
+                await asyncio.sleep(0)
+            await asyncio.sleep(self.quiet_s)
+            if self.idle():
+                return
+
+    async def aclose(self) -> None:
+        tasks = [t for c in self.collectors for t in c.tasks()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.store.close()
+
+
+class BatchCollector:
+    """One model's waves: collects calls, sends them as provider batches, and resolves each
+    call's future from the batch's results."""
+
+    def __init__(self, label: str, api: ModelAPI, ctx: BatchContext, poll_s: float) -> None:
+        self.label = label
+        self.api = api
+        self.ctx = ctx
+        self.poll_s = poll_s
+        self.stats = BatchStats()
+        self._pending: dict[str, tuple[GenerateRequest, asyncio.Future[GenerateResponse]]] = {}
+        self._arrivals = 0
+        self._sending = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._watches: dict[str, _Watch] = {}
+        self._submits: set[asyncio.Task[None]] = set()
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        out: list[asyncio.Task[Any]] = [*self._submits]
+        if self._flusher is not None:
+            out.append(self._flusher)
+        out += [w.task for w in self._watches.values() if w.task is not None]
+        return out
+
+    async def call(self, key: str, request: GenerateRequest) -> GenerateResponse:
+        """The reply to one call, from a batch: raises ModelCallError like an online call."""
+        fut: asyncio.Future[GenerateResponse] = asyncio.get_running_loop().create_future()
+        journaled = self.ctx.store.open_batch_for(self.label, key)
+        if journaled is not None:
+            # Sent (and paid for) by an earlier invocation: wait for that batch instead.
+            self.stats.resumed += 1
+            watch = self._watches.get(journaled)
+            if watch is None:
+                record = self.ctx.store.submitted[journaled]
+                shapes = record.get("shapes") or [[1, None]] * len(record["keys"])
+                requests = {f"c{i}": GenerateRequest([], n=int(n), logprob_choices=tuple(c) if c else None)
+                            for i, (n, c) in enumerate(shapes)}
+                requests[f"c{record['keys'].index(key)}"] = request
+                watch = self._watch(journaled, list(record["keys"]), requests)
+            watch.waiters.setdefault(key, []).append(fut)
+        else:
+            if key in self._pending:  # the wrapper's single-flight makes this rare; share the slot
+                return await asyncio.shield(self._pending[key][1])
+            self._pending[key] = (request, fut)
+            self._arrivals += 1
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_when_quiet())
+        return await fut
+
+    # --- waves ------------------------------------------------------------------------
+
+    async def _flush_when_quiet(self) -> None:
+        while self._pending:
+            seen = self._arrivals
+            for _ in range(IDLE_SPINS):
+                await asyncio.sleep(0)
+            if self.ctx.quiet_s:
+                await asyncio.sleep(self.ctx.quiet_s)
+            if self._arrivals != seen and len(self._pending) < self.api.batch_max_requests:
+                continue  # calls are still arriving: the wave is not complete yet
+            wave, self._pending = self._pending, {}
+            self.stats.waves += 1
+            if self.ctx.on_wave is not None:
+                self.ctx.on_wave(self.label, len(wave))
+            self._sending = True
+            try:
+                for chunk in self._split(wave):
+                    task = asyncio.create_task(self._submit(chunk))
+                    self._submits.add(task)
+                    task.add_done_callback(self._submits.discard)
+                    await asyncio.sleep(0)
+            finally:
+                self._sending = False
+
+    def _split(
+        self, wave: dict[str, tuple[GenerateRequest, asyncio.Future[GenerateResponse]]]
+    ) -> list[list[tuple[str, GenerateRequest, asyncio.Future[GenerateResponse]]]]:
+        """Chunks within the provider's request-count and byte limits."""
+        chunks: list[list[tuple[str, GenerateRequest, asyncio.Future[GenerateResponse]]]] = [[]]
+        size = 0
+        for key, (request, fut) in wave.items():
+            n = self.api.batch_request_bytes(request)
+            if chunks[-1] and (len(chunks[-1]) >= self.api.batch_max_requests or size + n > self.api.batch_max_bytes):
+                chunks.append([])
+                size = 0
+            chunks[-1].append((key, request, fut))
+            size += n
+        return [c for c in chunks if c]
+
+    async def _submit(self, chunk: list[tuple[str, GenerateRequest, asyncio.Future[GenerateResponse]]]) -> None:
+        try:
+            batch_id = await self.api.batch_submit([(f"c{i}", r) for i, (_, r, _) in enumerate(chunk)])
+        except ModelCallError as err:
+            for _, _, fut in chunk:
+                _fail(fut, err)
+            return
+        except BaseException as exc:
+            failed = ModelCallError("other", f"batch submission failed: {type(exc).__name__}: {exc}")
+            for _, _, fut in chunk:
+                _fail(fut, failed)
+            raise
+        keys = [k for k, _, _ in chunk]
+        # What parsing each result needs, so that a later invocation can read the batch.
+        shapes = [[r.n, list(r.logprob_choices) if r.logprob_choices else None] for _, r, _ in chunk]
+        try:
+            self.ctx.store.write({"type": "submitted", "batch_id": batch_id, "provider": self.api.card.provider,
+                                  "model": self.api.card.model, "label": self.label, "keys": keys,
+                                  "shapes": shapes})
+        except JournalWriteError as exc:
+            for _, _, fut in chunk:
+                _fail(fut, ModelCallError("other", str(exc)))
+            return
+        self.stats.batches += 1
+        self.stats.requests += len(chunk)
+        self.ctx.submitted.set()
+        watch = self._watch(batch_id, keys, {f"c{i}": r for i, (_, r, _) in enumerate(chunk)})
+        for key, _, fut in chunk:
+            watch.waiters.setdefault(key, []).append(fut)
+
+    # --- polling ----------------------------------------------------------------------
+
+    def _watch(self, batch_id: str, keys: list[str], requests: dict[str, GenerateRequest]) -> _Watch:
+        watch = self._watches[batch_id] = _Watch(batch_id, keys, requests)
+        watch.task = asyncio.create_task(self._poll(watch))
+        return watch
+
+    async def _poll(self, watch: _Watch) -> None:
+        errors = 0
+        while True:
+            try:
+                poll = await self.api.batch_poll(watch.batch_id, watch.requests)
+            except ModelCallError as err:
+                # A failed poll changes nothing on the provider's side: ask again later,
+                # and give up on the calls (not the batch) only once it keeps failing.
+                errors += 1
+                if not err.retryable or errors > self.api.card.max_retries:
+                    self._resolve(watch, None, err)
+                    return
+                await asyncio.sleep(self.poll_s)
+                continue
+            errors = 0
+            if poll.done:
+                break
+            await asyncio.sleep(self.poll_s)
+        # Every result goes to the cache before any is used, and the batch is marked
+        # collected only after that: a crash in between fetches it again on resume.
+        for i, key in enumerate(watch.keys):
+            result = poll.results.get(f"c{i}")
+            if isinstance(result, GenerateResponse) and self.ctx.put is not None:
+                self.ctx.put(key, result)
+        with contextlib.suppress(JournalWriteError):
+            self.ctx.store.write({"type": "collected", "batch_id": watch.batch_id, "state": poll.state,
+                                  "label": self.label, "counts": poll.counts})
+        self._resolve(watch, poll, None)
+
+    def _resolve(self, watch: _Watch, poll: BatchPoll | None, error: ModelCallError | None) -> None:
+        self._watches.pop(watch.batch_id, None)
+        index = {k: i for i, k in enumerate(watch.keys)}
+        for key, futs in watch.waiters.items():
+            result: GenerateResponse | ModelCallError | None = error
+            if poll is not None:
+                result = poll.results.get(f"c{index[key]}")
+                if result is None:
+                    result = ModelCallError("timeout", f"batch {watch.batch_id} ended ({poll.state}) "
+                                                       f"before running this request")
+            for fut in futs:
+                if fut.done():
+                    continue
+                if isinstance(result, GenerateResponse):
+                    fut.set_result(_copy(result, watch.batch_id))
+                else:
+                    assert result is not None
+                    self.stats.failed += 1
+                    _fail(fut, result)
+
+
+def _copy(r: GenerateResponse, batch_id: str) -> GenerateResponse:
+    out = GenerateResponse(r.texts, r.usage, r.logprobs, r.latency_s)
+    out.batch_id = batch_id
+    return out
+
+
+def _fail(fut: asyncio.Future[GenerateResponse], err: ModelCallError) -> None:
+    if not fut.done():
+        fut.set_exception(err)
+
+
+def attach(
+    models: dict[str, Any],
+    run_dir: Path,
+    put: Callable[[str, GenerateResponse], None] | None,
+    *,
+    batch_all: bool,
+    poll_s: float | None = None,
+    fallback: Fallback = "retry",
+    quiet_s: float | None = None,
+) -> BatchContext | None:
+    """Give every batch-enabled model (`batch_all`, or `batch: true` on its card) whose
+    provider has a batch API a collector; None when no model is batch-enabled. A model
+    whose label has batches journaled in this run directory is enabled too: its calls
+    in those batches must be fetched, not sent again."""
+    journaled = {str(r.get("label")) for r in read_batches(run_dir)}
+    ctx: BatchContext | None = None
+    for label, model in models.items():
+        wanted = batch_all or model.card.batch or label in journaled
+        if not wanted or not model.api.supports_batch:
+            continue
+        if ctx is None:
+            ctx = BatchContext(run_dir, put, poll_s=poll_s, fallback=fallback, quiet_s=quiet_s)
+        model.batch = ctx.collector(label, model.api, model.card.batch_poll_s)
+    return ctx
