@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from oversight.model.prompt_cache import AutomaticPrefixCache, Block, BreakpointCache
-from oversight.testing import LoopbackServer
+from oversight.testing import FakeBatch, LoopbackServer, _json
 
 _ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -112,6 +112,46 @@ class FakeAnthropic(LoopbackServer):
             "usage": {"input_tokens": total - read - written, "output_tokens": 3,
                       "cache_creation_input_tokens": written, "cache_read_input_tokens": read},
         }
+
+    # --- Message Batches: POST /v1/messages/batches, GET .../ID, GET .../ID/results (JSONL)
+
+    def batch_route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, str] | None:
+        route = path.split("?", 1)[0]
+        if not route.startswith("/v1/messages/batches"):
+            return None
+        if method == "POST" and route == "/v1/messages/batches":
+            made = self.new_batch([(r["custom_id"], r["params"]) for r in json.loads(raw)["requests"]], "msgbatch_")
+            return _json(200, self._batch_object(made))
+        parts = route.split("/")
+        batch = self.batches.get(parts[4]) if len(parts) > 4 else None
+        if batch is None:
+            return _json(404, self.error(404, "no such batch"))
+        if len(parts) == 5:
+            self.advance(batch, lambda body: "/v1/messages")
+            return _json(200, self._batch_object(batch))
+        if not batch.ended:
+            return _json(400, self.error(400, "batch has not ended"))
+        lines = []
+        for cid, status, body in batch.results:
+            if status == 200:
+                result: dict[str, Any] = {"type": "succeeded", "message": body}
+            elif status:
+                result = {"type": "errored", "error": body}
+            else:
+                result = {"type": "expired"}
+            lines.append(json.dumps({"custom_id": cid, "result": result}) + "\n")
+        return 200, "".join(lines).encode(), "application/binary"
+
+    def _batch_object(self, batch: FakeBatch) -> dict[str, Any]:
+        counts = {"processing": 0 if batch.ended else len(batch.items), "succeeded": 0, "errored": 0,
+                  "canceled": 0, "expired": 0}
+        for _, status, _ in batch.results:
+            counts["succeeded" if status == 200 else "errored" if status else "expired"] += 1
+        return {"id": batch.id, "type": "message_batch", "processing_status": "ended" if batch.ended else "in_progress",
+                "request_counts": counts, "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-02T00:00:00Z",
+                "ended_at": "2026-01-01T01:00:00Z" if batch.ended else None, "cancel_initiated_at": None,
+                "archived_at": None,
+                "results_url": f"{self.url}/v1/messages/batches/{batch.id}/results" if batch.ended else None}
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")

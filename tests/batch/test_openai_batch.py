@@ -67,7 +67,9 @@ def test_fallback_online_retries_a_failed_batch_request_online(tmp_path: Path, m
     pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(batched.judgments))
 
 
-def test_a_bad_request_inside_a_batch_fails_its_episode_like_online(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_request_inside_a_batch_fails_its_episode_like_online(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache"))
     with FakeOpenAI(reply=reply) as server:
         server.batch_item_faults = [400]

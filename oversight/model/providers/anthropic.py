@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 
@@ -41,6 +41,9 @@ from oversight.model.types import (
     kind_for_status,
     retry_after_from_headers,
 )
+
+if TYPE_CHECKING:
+    from oversight.model.batch import BatchPoll
 
 _MAX_ERROR_CHARS = 500
 _EPHEMERAL = {"type": "ephemeral"}  # the default five-minute cache (writes billed at 1.25x input)
@@ -88,6 +91,52 @@ class AnthropicAPI(ModelAPI):
         # An injected client belongs to whoever made it.
         if self.http_client is None:
             await self._client.close()
+
+    # --- Message Batches: up to 100,000 requests or 256 MB, results within 24 h ------------
+
+    supports_batch = True
+    batch_max_requests = 100_000
+    batch_max_bytes = 240 * 1024 * 1024
+
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+        entries: list[dict[str, Any]] = []
+        for cid, request in requests:
+            kwargs, _ = self._build(request)
+            # No `n` here either: each sample is an entry of its own, `{cid}-s{j}`.
+            ids = [cid] if request.n == 1 else [f"{cid}-s{j}" for j in range(request.n)]
+            entries += [{"custom_id": i, "params": kwargs} for i in ids]
+        try:
+            batch = await self._client.messages.batches.create(requests=entries)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise _classify(exc) from None
+        return str(batch.id)
+
+    async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
+        from oversight.model.batch import BatchPoll
+
+        samples: dict[str, dict[int, tuple[str, Usage] | ModelCallError]] = {}
+        try:
+            batch = await self._client.messages.batches.retrieve(batch_id)
+            if batch.processing_status != "ended":
+                return BatchPoll(str(batch.processing_status), False)
+            async for entry in await self._client.messages.batches.results(batch_id):
+                cid, _, sample = entry.custom_id.partition("-s")
+                outcome = _batch_outcome(entry.result)
+                if outcome is not None and cid in expect:
+                    samples.setdefault(cid, {})[int(sample or 0)] = outcome
+        except Exception as exc:
+            raise _classify(exc) from None
+        results: dict[str, GenerateResponse | ModelCallError] = {}
+        for cid, got in samples.items():
+            error = next((x for x in got.values() if isinstance(x, ModelCallError)), None)
+            if error is not None:
+                results[cid] = error
+            elif len(got) == expect[cid].n:  # a sample that never ran leaves the call to be resent
+                usage = Usage()
+                for _, u in got.values():  # type: ignore[misc]
+                    usage = usage + u
+                results[cid] = GenerateResponse([got[j][0] for j in sorted(got)], usage)  # type: ignore[index]
+        return BatchPoll("ended", True, results, batch.request_counts.model_dump())
 
     def _build(self, request: GenerateRequest) -> tuple[dict[str, Any], list[str]]:
         """The request's arguments, and the digests of the prefixes it marks for caching."""
@@ -174,6 +223,35 @@ class AnthropicAPI(ModelAPI):
                 "malformed", f"response has no text (stop_reason={message.stop_reason})"
             )
         return text, usage
+
+
+_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                 "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429,
+                 "api_error": 500, "overloaded_error": 529}
+
+
+def _batch_outcome(result: Any) -> tuple[str, Usage] | ModelCallError | None:
+    """One batch entry: its text and usage, its own error, or None if it never ran."""
+    kind = getattr(result, "type", None)
+    if kind == "succeeded":
+        message = result.message
+        try:
+            text = "".join(b.text for b in message.content or [] if getattr(b, "type", None) == "text")
+            u = message.usage
+            read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
+            written = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+            usage = Usage(int(u.input_tokens or 0) + read + written, int(u.output_tokens or 0), read, written)
+        except (AttributeError, TypeError, ValueError) as exc:
+            return ModelCallError("malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS))
+        if not text.strip():
+            return ModelCallError("malformed", f"response has no text (stop_reason={message.stop_reason})")
+        return text, usage
+    if kind == "errored":
+        error = getattr(getattr(result, "error", None), "error", None)
+        status = _ERROR_STATUS.get(str(getattr(error, "type", "")), 500)
+        return ModelCallError(kind_for_status(status), clip(str(getattr(error, "message", error)), _MAX_ERROR_CHARS),
+                              status=status)
+    return None  # expired or canceled: never ran
 
 
 async def _gather_first_error(coros: list[Any]) -> list[tuple[str, Usage]]:

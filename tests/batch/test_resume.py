@@ -1,0 +1,91 @@
+"""Durability across processes: a run killed (SIGKILL) between submitting a batch and its
+completion, then resumed, fetches the batch it already paid for; `detach=True` exits
+once the first wave is submitted and `--resume` collects it. Checked by counting what the
+loopback server was sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import oversight
+from oversight.engine.rundir import read_manifest
+from oversight.model.batch import read_batches
+from oversight.testing import FakeOpenAI
+from tests.batch.helpers import reply, sorted_rows, spec
+
+
+def _online(server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-online"))
+    result = oversight.run(spec("openai", server), out=tmp_path / "online")
+    monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-batch"))
+    server.requests.clear()
+    return result.judgments
+
+
+def _sent_once(server: FakeOpenAI) -> None:
+    """No request was put into two batches: nothing paid for was sent again."""
+    sent = Counter(json.dumps(body, sort_keys=True) for b in server.batches.values() for _, body in b.items)
+    assert sent and max(sent.values()) == 1
+
+
+def test_a_run_killed_after_submitting_resumes_by_fetching_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeOpenAI(reply=reply) as server:
+        online = _online(server, tmp_path, monkeypatch)
+        server.batch_hold = True  # the provider takes its time: the batch stays in progress
+        out = tmp_path / "batch"
+        script = ("import json, sys, oversight; "
+                  "oversight.run(json.loads(sys.argv[1]), out=sys.argv[2], batch=True, batch_poll_s=0.01)")
+        proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(spec("openai", server)), str(out)],
+                                env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # Wait (by polling state, not by timing) until the first batch is journaled.
+            for _ in range(6000):
+                if any(r["type"] == "submitted" for r in read_batches(out)) or proc.poll() is not None:
+                    break
+                time.sleep(0.01)
+            assert proc.poll() is None, "the run ended before its batch was submitted"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        first = list(server.batches)
+        assert len(first) == 1
+        server.batch_hold = False
+        resumed = oversight.run(spec("openai", server), out=out, resume=True, batch_poll_s=0.001)
+        assert not server.requests
+    assert resumed.status == "complete"
+    pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
+    _sent_once(server)
+    records = read_batches(out)
+    assert first[0] in {r["batch_id"] for r in records if r["type"] == "collected"}
+
+
+def test_detach_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeOpenAI(reply=reply) as server:
+        online = _online(server, tmp_path, monkeypatch)
+        server.batch_hold = True
+        out = tmp_path / "batch"
+        detached = oversight.run(spec("openai", server), out=out, batch=True, detach=True, batch_poll_s=0.001)
+        assert detached.status == "detached" and detached.exit_code == 0
+        assert read_manifest(out)["status"] == "detached"
+        assert len(server.batches) == 1 and not any(b.ended for b in server.batches.values())
+        server.batch_hold = False
+        # No --batch needed: the journaled batches say this run's model is batch-enabled.
+        resumed = oversight.run(spec("openai", server), out=out, resume=True, batch_poll_s=0.001)
+        assert not server.requests
+    assert resumed.status == "complete"
+    pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
+    _sent_once(server)
