@@ -244,6 +244,43 @@ class FakeGemini(LoopbackServer):
         return {"name": name, "model": body.get("model"), "usageMetadata": {"totalTokenCount": self.caches[name]},
                 "createTime": "2026-01-01T00:00:00Z", "expireTime": "2026-01-01T01:00:00Z"}
 
+    # --- batch mode: POST /{version}/models/M:batchGenerateContent (inline requests),
+    # GET /{version}/batches/ID (an operation whose metadata holds state and responses)
+
+    def batch_route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, str] | None:
+        route = path.split("?", 1)[0]
+        if method == "POST" and route.endswith(":batchGenerateContent"):
+            model = route.rsplit("/", 1)[-1].split(":", 1)[0]
+            wanted = json.loads(raw)["batch"]["inputConfig"]["requests"]["requests"]
+            made = self.new_batch([(str((r.get("metadata") or {}).get("key", i)), r["request"])
+                                   for i, r in enumerate(wanted)], "batches/fake-")
+            made.model = model  # type: ignore[attr-defined]
+            return _json(200, self._operation(made))
+        if method == "GET" and "/batches/" in route:
+            batch = self.batches.get("batches/" + route.rsplit("/", 1)[-1])
+            if batch is None:
+                return _json(404, self.error(404, "no such batch"))
+            model = getattr(batch, "model", "fake")
+            self.advance(batch, lambda body: f"/v1beta/models/{model}:generateContent")
+            return _json(200, self._operation(batch))
+        return None
+
+    def _operation(self, batch: FakeBatch) -> dict[str, Any]:
+        state = ("BATCH_STATE_EXPIRED" if batch.expired else
+                 "BATCH_STATE_SUCCEEDED" if batch.ended else "BATCH_STATE_RUNNING")
+        meta: dict[str, Any] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch",
+                                "name": batch.id, "model": f"models/{getattr(batch, 'model', 'fake')}", "state": state,
+                                "createTime": "2026-01-01T00:00:00Z"}
+        if batch.ended:
+            responses: list[dict[str, Any]] = []
+            for cid, status, body in batch.results:
+                if status == 200:
+                    responses.append({"response": body, "metadata": {"key": cid}})
+                elif status:
+                    responses.append({"error": (body or {}).get("error", {}), "metadata": {"key": cid}})
+            meta["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
+        return {"name": batch.id, "metadata": meta, "done": batch.ended}
+
     def error(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"code": status, "message": message, "status": _GOOGLE_STATUS.get(status, "UNKNOWN")}}
 

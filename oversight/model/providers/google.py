@@ -23,7 +23,7 @@ import math
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pydantic
@@ -48,6 +48,9 @@ from oversight.model.types import (
     parse_retry_after,
     retry_after_from_headers,
 )
+
+if TYPE_CHECKING:
+    from oversight.model.batch import BatchPoll
 
 _TOP_LOGPROBS = 5
 _MAX_ERROR_CHARS = 500
@@ -194,6 +197,58 @@ class GoogleAPI(ModelAPI):
         if self._own_http:
             await self._http.aclose()
 
+    # --- batch mode: inline requests (at most 20 MB a batch), results within 24 h -----------
+
+    supports_batch = True
+    batch_max_requests = 50_000
+    batch_max_bytes = 18 * 1024 * 1024
+
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+        inlined = []
+        for cid, request in requests:
+            # No explicit caches here: a batch runs hours later, after any cache's TTL.
+            contents, config = self._build(request)
+            config = config.model_copy(update={"automatic_function_calling": None})
+            inlined.append(types.InlinedRequest(model=self.card.model, contents=contents, config=config,
+                                                metadata={"key": cid}))
+        try:
+            job = await self._client.aio.batches.create(model=self.card.model, src=inlined)
+        except Exception as exc:
+            raise _classify(exc) from None
+        return str(job.name)
+
+    async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
+        from oversight.model.batch import BatchPoll
+
+        try:
+            job = await self._client.aio.batches.get(name=batch_id)
+        except Exception as exc:
+            raise _classify(exc) from None
+        state = str(job.state.value if job.state is not None else "JOB_STATE_UNSPECIFIED")
+        if state not in _BATCH_ENDED:
+            return BatchPoll(state, False)
+        results: dict[str, GenerateResponse | ModelCallError] = {}
+        for i, item in enumerate((job.dest.inlined_responses if job.dest else None) or []):
+            cid = (item.metadata or {}).get("key") or f"c{i}"
+            request = expect.get(cid)
+            if request is None:
+                continue
+            if item.error is not None:
+                status = int(item.error.code or 500)
+                results[cid] = ModelCallError(kind_for_status(status), clip(str(item.error.message), _MAX_ERROR_CHARS),
+                                              status=status)
+            elif item.response is not None:
+                want = bool(request.logprob_choices) and self.capabilities.logprobs
+                try:
+                    results[cid] = _parse(item.response, request, want_logprobs=want)
+                except ModelCallError as err:
+                    results[cid] = err
+        if state == "JOB_STATE_FAILED" and not results:
+            error = getattr(job, "error", None)
+            why = clip(str(getattr(error, "message", None) or "batch failed"), _MAX_ERROR_CHARS)
+            results = {cid: ModelCallError("bad_request", why) for cid in expect}
+        return BatchPoll(state, True, results)
+
     def _build(
         self, request: GenerateRequest
     ) -> tuple[list[types.Content], types.GenerateContentConfig]:
@@ -218,6 +273,10 @@ class GoogleAPI(ModelAPI):
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         return contents, config
+
+
+_BATCH_ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+                "JOB_STATE_PARTIALLY_SUCCEEDED")
 
 
 def _content(m: Message) -> types.Content:
