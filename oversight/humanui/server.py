@@ -1,21 +1,11 @@
-"""`oversight judge-ui RUN_DIR`: the web app (Starlette, served by uvicorn).
+"""The web app's routes (Starlette): judges, sessions, episodes and their forms.
 
-One process serves every judge: each browser holds a session cookie naming its judge;
-the episodes, the journal and the models live in this process, on one event loop, so two
-judges' verdicts never interleave a journal line. The process holds the run's lock
-(store/lock.py) for as long as it serves: `oversight run --resume` cannot write the same
-journal meanwhile, and a second judge-ui on the same run is refused the same way.
-
-Safety:
-- It listens on 127.0.0.1 unless told otherwise, and then accepts only Host headers that
-  name this machine's loopback address (a page elsewhere cannot reach it by rebinding a
-  domain name to 127.0.0.1).
-- On any other address it requires an access token (given with --token or made at
-  start-up and printed): the link carries it once, then a cookie does.
-- Every POST must come from the app's own pages: its Origin (when the browser sends one)
-  must be this server, and it must carry the session's CSRF token. Cookies are HttpOnly
-  and SameSite=Strict; pages forbid inline script and framing (Content-Security-Policy).
-- Nothing of the answer key reaches a page (pages.py); request bodies are size-capped.
+One process serves every judge: each browser holds a session cookie naming its judge; the
+episodes, the journal and the models live in this process, on one event loop, so two
+judges' verdicts never interleave a journal line. A form acts only for its session (CSRF
+token) and only on the step it was made for (the episode's nonce): a repeated or stale
+form is ignored. The safety checks around every request are in guard.py; the process,
+the run lock and sealing in serve.py.
 """
 
 from __future__ import annotations
@@ -23,53 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import re
 import secrets
-import socket
-import sys
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Any
 
 from oversight.errors import OversightError, clip
 from oversight.humanui import pages
-from oversight.humanui.episode import MAX_NOTE_CHARS, Episodes, Live, ModelPool, next_step, rounds_of
-from oversight.humanui.run import HumanRun, Unit, human_episode_id, human_label, load_run
+from oversight.humanui.episode import MAX_NOTE_CHARS, Episodes, Live, next_step, rounds_of
+from oversight.humanui.guard import LOGIN_COOKIE, SESSION_COOKIE, FormError, Guard, read_form
+from oversight.humanui.run import HumanRun, Unit, human_episode_id, human_label
 from oversight.model.wrapper import CallFailure
-from oversight.store.journal import Journal, JournalWriteError
-from oversight.store.lock import RunLock
+from oversight.store.journal import JournalWriteError
 
 if TYPE_CHECKING:  # starlette is an optional extra: imported where it is used
     from starlette.requests import Request
     from starlette.responses import Response
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,39}")
-MAX_BODY = 64 * 1024
-SESSION_COOKIE, ACCESS_COOKIE, LOGIN_COOKIE = "ov_session", "ov_access", "ov_login"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-                                 b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    # Not no-referrer: under it a browser sends `Origin: null` with the app's own forms, and
-    # the origin check could not tell them from a sandboxed page elsewhere.
-    (b"referrer-policy", b"same-origin"),
-    (b"cache-control", b"no-store"),
-]
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -86,89 +48,6 @@ class Settings:
 class Session:
     label: str
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-
-
-class Guard:
-    """ASGI middleware: Host and token checks, POST origin check, body cap, safety headers."""
-
-    def __init__(self, app: Any, allowed_hosts: set[str] | None, token: str | None) -> None:
-        self.app = app
-        self.allowed_hosts = allowed_hosts
-        self.token = token
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        host = headers.get("host", "")
-
-        async def send_safe(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        async def refuse(status: int, title: str, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-            body = pages.message_page(title, text, link="/", link_text="Start page").encode()
-            await send_safe({"type": "http.response.start", "status": status,
-                             "headers": [(b"content-type", b"text/html; charset=utf-8"), *(extra or [])]})
-            await send_safe({"type": "http.response.body", "body": body})
-
-        if self.allowed_hosts is not None and host.lower() not in self.allowed_hosts:
-            await refuse(421, "Wrong address", "This server answers only at its loopback address.")
-            return
-        if scope["method"] == "POST":
-            origin = headers.get("origin")
-            if origin is not None and origin != f"http://{host}":
-                await refuse(403, "Refused", "A form from another site cannot be sent to this server.")
-                return
-            length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-                await refuse(413, "Too large", "That form is too large.")
-                return
-        if self.token is not None:
-            given = _cookie(headers.get("cookie", ""), ACCESS_COOKIE)
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-            if query and hmac.compare_digest(query.encode(), self.token.encode()):
-                # The token leaves the address bar at once; from now on the cookie carries it.
-                cookie = f"{ACCESS_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-                await send_safe({"type": "http.response.start", "status": 303,
-                                 "headers": [(b"location", scope["path"].encode()),
-                                             (b"set-cookie", cookie.encode())]})
-                await send_safe({"type": "http.response.body", "body": b""})
-                return
-            if not (given and hmac.compare_digest(given.encode(), self.token.encode())):
-                await refuse(403, "Access token needed", "This server needs the access token it printed when it "
-                             "started: open the link it printed (http://…/?token=…).")
-                return
-        await self.app(scope, receive, send_safe)
-
-
-def _cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        k, _, v = part.strip().partition("=")
-        if k == name:
-            return v
-    return None
-
-
-class FormError(Exception):
-    pass
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        raise FormError("expected a form")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise FormError("form too large")
-    try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=16, strict_parsing=False)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormError("unreadable form") from exc
-    return {k: v[0] for k, v in parsed.items()}
 
 
 class JudgeApp:
@@ -443,182 +322,3 @@ def create_app(judge: JudgeApp, allowed_hosts: set[str] | None, token: str | Non
         Route("/favicon.ico", judge.favicon, methods=["GET"]),
     ]
     return Guard(Starlette(routes=routes, lifespan=lifespan), allowed_hosts, token)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise OversightError(f"judge-ui cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another "
-                             f"--port (or --host).") from None
-    # Listening from here on: a browser opening the printed link before uvicorn has started
-    # waits in the backlog instead of being refused.
-    sock.listen(128)
-    return sock
-
-
-class JudgeServer:
-    """A judge-ui server over one run: the lock, the journal, the socket, and sealing.
-
-    `run()` serves in the calling thread until interrupted (the CLI); `start()` serves in a
-    background thread and `stop()` ends it (tests). Either way the run's tables are sealed
-    from the journal when the server starts and again when it stops, so `oversight report`
-    and `oversight.load` see every human verdict; a killed server's verdicts are in the
-    journal and are sealed by the next start, `--seal`, or any `oversight run --resume`.
-    """
-
-    def __init__(self, run_dir: Path, settings: Settings, stream: TextIO | None = None) -> None:
-        require_framework()  # before anything is locked or bound
-        self.run_dir = Path(run_dir)
-        self.settings = settings
-        self.stream = stream or sys.stderr
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self.lock = RunLock(self.run_dir)
-        self.lock.acquire()
-        sock: socket.socket | None = None
-        journal: Journal | None = None
-        try:
-            self.run = load_run(self.run_dir)
-            _check_variants(self.run, settings.variants)
-            seal(self.run)
-            sock = bind(settings.host, settings.port)
-            self.port = sock.getsockname()[1]
-            loopback = is_loopback(settings.host)
-            if not loopback and settings.token is None:
-                settings.token = secrets.token_urlsafe(18)
-            journal = Journal(self.run_dir, self.run.known_prompts)
-            from oversight.model.cache import ResponseCache
-
-            spec = self.run.prep.spec
-            cache = ResponseCache.for_mode(Path(spec.cache_dir).expanduser() if spec.cache_dir else None, "on",
-                                           warn=lambda m: print(f"note: {m}", file=self.stream, flush=True))
-            self.models = ModelPool(self.run.cards, cache)
-            self.episodes = Episodes(self.run, journal, self.models)
-        except BaseException:
-            if journal is not None:
-                journal.close()
-            if sock is not None:
-                sock.close()
-            self.lock.release()
-            raise
-        self.sock, self.journal = sock, journal
-        self.judge = JudgeApp(self.run, self.episodes, settings)
-        hosts = None
-        if loopback:
-            hosts = {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]")}
-            hosts.add(f"{settings.host.lower()}:{self.port}")
-        self.app = create_app(self.judge, hosts, settings.token, self.models.aclose)
-
-    @property
-    def url(self) -> str:
-        host = self.settings.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}/"
-
-    def banner(self) -> str:
-        units = self.run.units if self.settings.variants is None else [
-            u for u in self.run.units if u.variant in self.settings.variants]
-        kinds: dict[str, int] = {}
-        for u in units:
-            kinds[u.variant] = kinds.get(u.variant, 0) + 1
-        listing = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
-        lines = [f"oversight judge-ui: {len(units)} episodes per judge in {self.run_dir} ({listing})."]
-        if self.run.missing_transcripts:
-            lines.append(f"note: {self.run.missing_transcripts} debate transcript(s) are not in the journal yet and "
-                         f"are left out; finish the run (oversight run … --resume) to judge them.")
-        if self.settings.token:
-            lines.append(f"Open {self.url}?token={self.settings.token}")
-            if not is_loopback(self.settings.host):
-                lines.append("The server listens beyond this machine, so every browser needs this token (give the "
-                             "link to your judges; on 0.0.0.0 use this machine's address).")
-        else:
-            lines.append(f"Open {self.url}")
-        lines.append("Verdicts are saved to the run's journal as they are submitted. Ctrl-C stops the server.")
-        return "\n".join(lines)
-
-    def _uvicorn(self) -> Any:
-        import uvicorn
-
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", server_header=False,
-                                date_header=False, access_log=False)
-        return uvicorn.Server(config)
-
-    def run_forever(self) -> None:
-        self._server = self._uvicorn()
-        print(self.banner(), file=self.stream, flush=True)
-        try:
-            self._server.run(sockets=[self.sock])
-        except KeyboardInterrupt:
-            pass  # uvicorn re-raises the Ctrl-C it handled; stopping is the normal end
-        finally:
-            self.close()
-
-    def start(self) -> JudgeServer:
-        self._server = self._uvicorn()
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join()
-        self.close()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.episodes.close()
-            self.journal.close()
-            with contextlib.suppress(OSError):
-                self.sock.close()
-            seal(self.run)
-        finally:
-            self.lock.release()
-
-    def __enter__(self) -> JudgeServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _check_variants(run: HumanRun, variants: list[str] | None) -> None:
-    if variants is None:
-        return
-    have = sorted({u.variant for u in run.units})
-    unknown = [v for v in variants if v not in have]
-    if unknown:
-        raise OversightError(
-            f"--protocols: {', '.join(unknown)} has no episodes a person can judge in {run.run_dir}; "
-            f"it has: {', '.join(have) or 'none'} (qa_with_article is never shown to people: it shows the article)."
-        )
-
-
-def seal(run: HumanRun) -> None:
-    """Write the run's parquet tables from its journal, human verdicts included."""
-    from oversight.engine.execute import item_row
-    from oversight.engine.runner import seal_run
-
-    prep = run.prep
-    listed = [prep.variants[n] for n in prep.spec.protocols]
-    items = [item_row(i) for its in prep.items.values() for i in its]
-    seal_run(run.run_dir, listed, items)
-
-
-def seal_only(run_dir: Path) -> int:
-    """Seal a run's tables under its lock (after a killed server); the human rows' count."""
-    with RunLock(Path(run_dir)):
-        run = load_run(Path(run_dir))
-        seal(run)
-    return len(run.done)

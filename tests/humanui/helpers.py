@@ -12,7 +12,7 @@ import httpx
 import pandas as pd
 
 import oversight
-from oversight.humanui.server import JudgeServer, Settings
+from oversight.humanui.serve import JudgeServer, Settings
 
 SPEC: dict[str, Any] = {
     "name": "humans",

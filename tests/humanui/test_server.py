@@ -13,8 +13,9 @@ import yaml
 import oversight
 from oversight.cli import main
 from oversight.errors import OversightError
+from oversight.humanui.guard import is_loopback
 from oversight.humanui.run import load_run
-from oversight.humanui.server import JudgeServer, Settings, is_loopback
+from oversight.humanui.serve import JudgeServer, Settings
 from oversight.store.collect import collect
 from oversight.store.tables import JUDGMENT_COLUMNS
 from tests.humanui.helpers import (
