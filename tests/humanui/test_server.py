@@ -175,6 +175,9 @@ def test_two_judges_at_once_and_the_run_lock(run_dir: Path) -> None:
     rows = human_rows(run_dir)
     assert rows["judge"].value_counts().to_dict() == {"human/fay": 3, "human/gus": 3}
     assert set(rows.loc[rows["judge"] == "human/gus", "judge_answer"]) == {2}
+    # Once the server is gone the run can be resumed, and the human rows stay in its tables.
+    again = oversight.run(run_dir / "spec.yaml", out=run_dir, resume=True, stream=open_null())
+    assert again.status == "complete" and again.judgments["judge"].str.startswith("human/").sum() == 6
 
 
 def test_a_judge_resumes_where_they_stopped_after_a_restart(run_dir: Path) -> None:
