@@ -5,7 +5,6 @@ article; the sealed run then shows the `human/…` rows in `oversight report`.""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -24,11 +23,11 @@ WAIT_S = 60  # an upper bound for a page to arrive, never a measurement
 
 
 @pytest.fixture
-def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never try to download a driver
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
     options = Options()
     options.binary_location = str(CHROMIUM)
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
