@@ -93,6 +93,9 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any
     out = []
     for key in sorted(a.keys() | b.keys()):
         va, vb = a.get(key, missing), b.get(key, missing)
+        # A setting added to the code since (absent before, null now) changes nothing.
+        if {id(va), id(vb)} <= {id(missing), id(None)}:
+            continue
         if va != vb:
             out.append((key, None if va is missing else va, None if vb is missing else vb))
     return out

@@ -152,6 +152,15 @@ def test_resume_of_a_directory_without_a_run_is_an_error(tmp_path: Path) -> None
     assert not (tmp_path / "new" / "journal.jsonl").exists()
 
 
+def test_a_setting_added_since_with_a_null_value_is_not_a_difference() -> None:
+    from oversight.engine.identity import differences
+
+    old = {"tasks": {"boolq": {"card": {"path": "x"}}}}
+    new = {"tasks": {"boolq": {"card": {"path": "x", "hf": None}}}}
+    assert differences(old, new) == []
+    assert differences(old, {"tasks": {"boolq": {"card": {"path": "x", "hf": {"path": "google/boolq"}}}}}) != []
+
+
 # --- 2. one writer per run directory --------------------------------------------------------
 
 
