@@ -56,6 +56,7 @@ class CallRecord:
     error: str | None = None
     prompt_id: str = ""  # prompts.parquet: the exact messages this call sent
     replicate: int = 0
+    batch_id: str | None = None  # the provider batch that answered it (--batch), priced at batch rates
 
 
 T = TypeVar("T")
@@ -139,6 +140,7 @@ class Context:
         record.latency_s = response.latency_s
         record.cache_hit = response.cache_hit
         record.retries = response.retries
+        record.batch_id = response.batch_id or None
         return response
 
 def user_message(ctx: Context, text: str) -> Message:

@@ -95,6 +95,7 @@ class Run:
         # episode runs at once, so that each wave holds every call that is ready.
         self.batch: dict[str, Any] = {}
         self.batch_wide = False
+        self.batch_summary: dict[str, Any] = {}
 
     def note(self, message: str) -> None:
         """A warning: printed now, and kept for the manifest and the end-of-run summary."""
@@ -350,6 +351,7 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
         finally:
             if batch_ctx is not None:
                 await batch_ctx.aclose()
+                state.batch_summary = batch_ctx.summary()
             # Stop and collect every task still running (Ctrl-C), so that none calls a
             # closed client or leaves an error for asyncio to print at shutdown.
             others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -373,7 +375,10 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
         listed = [prep.variants[n] for n in rspec.protocols]
         judgments, excluded, collected = seal_run(run_dir, listed, items)
         end = dt.datetime.now(dt.UTC).isoformat()
-        manifest = state.manifest(old, identity, collected, end, {"open_protocols_excluded": excluded})
+        extra: dict[str, Any] = {"open_protocols_excluded": excluded}
+        if state.batch_summary:
+            extra["batch"] = state.batch_summary  # waves, batches and requests per model; open batch ids
+        manifest = state.manifest(old, identity, collected, end, extra)
         write_json(run_dir / MANIFEST, manifest)
     except OSError as exc:
         why = exc.strerror or str(exc)

@@ -191,6 +191,12 @@ class BatchContext:
             if self.idle():
                 return
 
+    def summary(self) -> dict[str, Any]:
+        """This invocation's batch work, per model, for the manifest."""
+        open_ = [bid for bid in self.store.submitted if bid not in self.store.collected]
+        return {"models": {c.label: vars(c.stats).copy() for c in self.collectors}, "open_batches": open_,
+                "fallback": self.fallback}
+
     async def aclose(self) -> None:
         tasks = [t for c in self.collectors for t in c.tasks()]
         for t in tasks:

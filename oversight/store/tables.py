@@ -114,6 +114,7 @@ CALL_COLUMNS: dict[str, str] = {
     "replicate": "Int64",
     "prompt_id": "string",
     "superseded": "boolean",  # made by an episode record a later one replaced (a retried error)
+    "batch_id": "string",  # the provider batch that answered the call (--batch); null if online or cached
 }
 
 ITEM_COLUMNS: dict[str, str] = {

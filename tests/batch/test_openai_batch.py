@@ -3,6 +3,7 @@ create/retrieve, output and error files) on the loopback server, with the real S
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,15 @@ def test_batch_run_gives_the_online_judgments_at_half_price(tmp_path: Path, monk
     submitted = [r for r in records if r["type"] == "submitted"]
     assert len(submitted) == len(server.batches) >= 3  # a debate needs several waves
     assert {r["batch_id"] for r in records if r["type"] == "collected"} == {r["batch_id"] for r in submitted}
+    # Every paid call names its batch in calls.parquet; the manifest counts waves and batches.
+    calls = oversight.load(batched.run_dir).calls
+    paid = calls[~calls.cache_hit.astype(bool)]
+    assert paid.batch_id.notna().all() and set(paid.batch_id) == {r["batch_id"] for r in submitted}
+    manifest = json.loads((batched.run_dir / "manifest.json").read_text())
+    stats = manifest["batch"]["models"]["openai-batch"]
+    assert stats["batches"] == len(submitted) and stats["requests"] == online_calls
+    assert not manifest["batch"]["open_batches"]
+    assert manifest["totals"]["cost_usd"] == pytest.approx(online.totals["cost_usd"] / 2)
 
 
 def _online(server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
