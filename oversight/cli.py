@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,14 +36,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="response cache for this run: on (default), off, read (never write), write (never read)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a spec key, e.g. --set limit=4 --set debate.rounds=2")
-    r.add_argument("--batch", action="store_true",
-                   help="send calls through the providers' batch APIs (about half price, results within 24 h)")
-    r.add_argument("--detach", action="store_true",
-                   help="with --batch: exit once the first wave is submitted; --resume collects it")
-    r.add_argument("--batch-fallback", choices=["retry", "online"], default="retry",
-                   help="a request that fails inside a batch is retried in the next wave (default) or online")
-    r.add_argument("--batch-poll", type=float, default=None, metavar="SECONDS",
-                   help="how often to poll a submitted batch (default: the card's batch_poll_s, 30)")
 
     v = sub.add_parser("validate", help="check a spec, its model cards, tasks and keys")
     v.add_argument("spec")
@@ -53,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--resamples", type=int, default=10_000, help="permutation-test resamples (default 10,000)")
     rep.add_argument("--seed", type=int, default=0, help="seed for permutation tests and bootstraps")
     rep.add_argument("--max-transcripts", type=int, default=None, help="cap the transcripts in report.html")
+    rep.add_argument("--errors-as-wrong", action="store_true",
+                     help="score failed episodes as wrong answers (default: leave them out and count them)")
 
     ls = sub.add_parser("list", help="list tasks, protocols or models")
     ls.add_argument("what", choices=["tasks", "protocols", "models"])
@@ -69,9 +65,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if bubblewrap is unavailable, run model-written programs under the weak in-process guard (escapable)",
     )
-    bt = sub.add_parser("batch", help="provider batches of a run made with --batch")
-    bt.add_argument("action", choices=["status"], help="status: the journaled batches and their provider state")
-    bt.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, runs/NAME/<run_id>")
     for command in sub.choices.values():
         # Accepted after the command too; SUPPRESS keeps a top-level --debug from being reset.
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -92,21 +85,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from oversight.engine.runner import run
 
     result = run(args.spec, out=args.out, resume=args.resume, overrides=args.overrides,
-                 cache=args.cache, keep_errors=args.keep_errors, batch=args.batch, detach=args.detach,
-                 batch_fallback=args.batch_fallback, batch_poll_s=args.batch_poll)
+                 cache=args.cache, keep_errors=args.keep_errors)
     if result.status == "interrupted":
         return result.exit_code  # the runner has printed what was kept and how to resume
-    # Imported only now: scoring pulls in scipy, which the run itself never needs.
-    from oversight.score.report import build_report, format_tables
+    # The same summary `oversight report` prints, from the judgments alone: pandas and numpy
+    # only (no scipy for Elo, no matplotlib for plots; those are `oversight report`'s).
+    from oversight.score.report import run_summary
 
-    # The full report (plots, HTML) is `oversight report`; here just the tables.
-    report = build_report([result.run_dir], None, write_plots=False, write_html=False)
-    print(format_tables(report))
+    exe = oversight_command()
+    run_dir = shlex.quote(str(result.run_dir))
     status = "" if result.status == "complete" else f" (status: {result.status})"
-    print(f"\nResults in {result.run_dir}{status}. Full report: oversight report {result.run_dir}")
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    resume = f"oversight run {args.spec} --resume --out {result.run_dir}"
+    print(run_summary(result.run_dir, result.judgments, notes=result.notes,
+                      results=f"Results in {result.run_dir}{status}.",
+                      report_command=f"{exe} report {run_dir}"))
+    resume = f"{exe} run {shlex.quote(str(args.spec))} --resume --out {run_dir}"
     if result.fatal:
         print(f"error: {result.fatal} Resume with: {resume}", file=sys.stderr)
     t = result.totals
@@ -169,16 +161,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def oversight_command() -> str:
+    """This program as a user can type it again: `oversight` when that name on PATH is this
+    program, else the full path of the executable that is running (a virtual environment
+    that was never activated), else `python -m oversight`."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    found = shutil.which("oversight")
+    if argv0 and Path(argv0).name in ("oversight", "oversight.exe") and Path(argv0).exists():
+        if found and Path(found).resolve() == Path(argv0).resolve():
+            return "oversight"
+        return shlex.quote(str(Path(argv0).absolute()))
+    return f"{shlex.quote(sys.executable)} -m oversight"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from oversight.score.report import build_report, format_tables
+    from oversight.score.report import build_report, format_summary
 
     dirs = [Path(d) for d in args.run_dirs]
     for d in dirs:
         if not d.is_dir():
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
-                          n_resamples=args.resamples, max_transcripts=args.max_transcripts)
-    print(format_tables(result, task_level=True))
+                          n_resamples=args.resamples, max_transcripts=args.max_transcripts,
+                          errors="wrong" if args.errors_as_wrong else "exclude")
+    print(format_summary(result))
     return 0
 
 
@@ -241,18 +247,7 @@ def cmd_build_task(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from oversight.model.batch_status import batch_status
-
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise OversightError(f"No run directory at {run_dir}.")
-    batch_status(run_dir, sys.stdout)
-    return 0
-
-
 COMMANDS = {
-    "batch": cmd_batch,
     "run": cmd_run,
     "validate": cmd_validate,
     "report": cmd_report,

@@ -2,45 +2,111 @@
 
 For every scope (task, and task group), judge and pair of conditions, the per-item scores
 of the items both conditions judged are compared with a paired permutation test
-(`scipy.stats.permutation_test`, `permutation_type="samples"`: each item's two scores are
-swapped at random), statistic = mean difference. The difference also gets a normal 95% CI
-over the paired item differences.
+(`permutation_type="samples"` in scipy's terms: each item's two scores are swapped at
+random), statistic = mean difference, two-sided. The difference also gets a normal 95% CI
+over the paired item differences (none from fewer than two items).
+
+The test is computed here with numpy, draw for draw as `scipy.stats.permutation_test`
+with `random_state=seed` computes it (exact enumeration of all 2**n swaps when
+`n_resamples >= 2**n`), so scoring never imports scipy: the end-of-run summary stays fast.
+`tests/score/test_compare.py` checks the equality against scipy itself.
 
 Orientation: `protocol_a` is the later protocol in the paper's order (qa, qa_with_article,
 consultancy, debate, open_consultancy, open_debate), so `diff = acc_a - acc_b` reads as
 "how much the more elaborate protocol adds", e.g. debate − qa.
 
+`headline_table` keeps the comparisons the paper's findings are about (`HEADLINE_PAIRS`).
 Cross-play debates (two different debater models) are tournament games for Elo, not a
-protocol arm, and are left out here.
+protocol arm, and are left out here, as are the agent's own QA rows; failed episodes are
+left out unless `errors="wrong"`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from oversight.score.frame import (
+    CI_TAG,
+    check_errors_mode,
     condition_labels,
     group_rank,
     is_cross_play,
+    judge_order,
+    judge_rows,
     mean_ci,
     normalize_judgments,
     protocol_rank,
+    scored_rows,
     with_levels,
 )
 
 COMPARISON_COLUMNS = [
     "level", "task", "group", "judge", "protocol_a", "protocol_b", "condition_a",
-    "condition_b", "n_items", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "p_value",
-    "significant",
+    "condition_b", "n_items", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "ci_method",
+    "p_value", "n_resamples", "significant",
 ]  # fmt: skip
 
+# The comparisons the paper's findings are about, as (protocol_a, protocol_b), in the
+# order the headline lists them.
+HEADLINE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("debate", "consultancy"),
+    ("debate", "qa"),
+    ("qa_with_article", "qa"),
+    ("open_debate", "open_consultancy"),
+)
+HEADLINE_COLUMNS = ["group", "judge", "comparison", *COMPARISON_COLUMNS[4:]]
 
-def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+_BATCH_CELLS = 2_000_000  # resamples × items drawn per batch (bounded memory)
+
+
+def _rng(seed: int) -> np.random.RandomState:
+    # scipy's `random_state=int` is a legacy RandomState; it takes 32-bit seeds only, so a
+    # larger seed is given as its 32-bit words.
+    if 0 <= seed < 2**32:
+        return np.random.RandomState(seed)
+    words = []
+    s = int(seed)
+    while s:
+        words.append(s & 0xFFFFFFFF)
+        s >>= 32
+    return np.random.RandomState(words)
+
+
+def _p_value(null: np.ndarray, observed: float, exact: bool) -> float:
+    # As scipy: a relative tolerance for ties, +1 on both sides of a randomised p-value.
+    adjustment = 0 if exact else 1
+    gamma = abs(np.finfo(float).eps * 100 * observed)
+    n = len(null)
+    less = (np.count_nonzero(null <= observed + gamma) + adjustment) / (n + adjustment)
+    greater = (np.count_nonzero(null >= observed - gamma) + adjustment) / (n + adjustment)
+    return float(np.clip(min(less, greater) * 2, 0.0, 1.0))
+
+
+def permutation_p_value(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000,
+                        seed: int = 0) -> float:
+    """Two-sided p-value of mean(a) − mean(b) under random swaps within pairs."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    n = len(a)
+    observed = float(np.mean(a) - np.mean(b))
+    if n < 63 and 2**n <= n_resamples:  # every swap pattern, once
+        codes = np.arange(2**n, dtype=np.int64)[:, None]
+        swap = ((codes >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
+        null = np.where(swap, b, a).mean(axis=-1) - np.where(swap, a, b).mean(axis=-1)
+        return _p_value(null, observed, exact=True)
+    rng = _rng(seed)
+    parts = []
+    step = max(1, _BATCH_CELLS // max(n, 1))
+    for start in range(0, n_resamples, step):
+        k = min(step, n_resamples - start)
+        x = rng.random_sample((k, n, 2))
+        swap = x[..., 1] < x[..., 0]  # scipy argsorts each pair's two draws
+        parts.append(np.where(swap, b, a).mean(axis=-1) - np.where(swap, a, b).mean(axis=-1))
+    return _p_value(np.concatenate(parts), observed, exact=False)
 
 
 def paired_permutation(
@@ -50,7 +116,8 @@ def paired_permutation(
 
     `a[i]` and `b[i]` must be the same item's scores under the two conditions. Returns
     n_items, acc_a, acc_b, diff, ci_low, ci_high (clipped to [-1, 1]) and a two-sided
-    p_value. With few items scipy enumerates all 2**n sign swaps, so the p-value is exact.
+    p_value. With few items all 2**n swaps are enumerated, so the p-value is exact. With
+    fewer than two items there is no test and no interval (NaN).
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
@@ -61,27 +128,9 @@ def paired_permutation(
         return {"n_items": 0, "acc_a": np.nan, "acc_b": np.nan, "diff": np.nan,
                 "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
     diff, ci_low, ci_high = mean_ci(a - b, lo=-1.0, hi=1.0)
-    if n < 2:  # one pair has no sign swaps to compare against: no test, no interval
-        return {"n_items": n, "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff,
-                "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
-    res = stats.permutation_test(
-        (a, b),
-        _mean_diff,
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=n_resamples,
-        alternative="two-sided",
-        random_state=seed,
-    )
-    return {
-        "n_items": n,
-        "acc_a": float(a.mean()),
-        "acc_b": float(b.mean()),
-        "diff": diff,
-        "ci_low": ci_low,
-        "ci_high": ci_high,
-        "p_value": float(res.pvalue),
-    }
+    p = permutation_p_value(a, b, n_resamples, seed) if n >= 2 else np.nan
+    return {"n_items": n, "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff,
+            "ci_low": ci_low, "ci_high": ci_high, "p_value": p}
 
 
 def comparisons_table(
@@ -89,22 +138,30 @@ def comparisons_table(
     n_resamples: int = 10_000,
     seed: int = 0,
     alpha: float = 0.05,
+    errors: str = "exclude",
+    pairs: Collection[tuple[str, str]] | None = None,
+    levels: Sequence[str] = ("task", "group"),
 ) -> pd.DataFrame:
     """Every pair of conditions compared for each judge, at task and at group level.
 
-    Each test uses `random_state=seed`, so a row is reproducible on its own and equals a
-    direct `scipy.stats.permutation_test` call on the same paired scores, taken in sorted
-    (task, item_id) order with item ids compared as text. Pairs with no
-    common item are omitted. `significant` is `p_value < alpha`.
+    Each test draws from its own `RandomState(seed)`, so a row is reproducible on its own
+    and equals a direct `scipy.stats.permutation_test(..., random_state=seed)` call on the
+    same paired scores, taken in sorted (task, item_id) order with item ids compared as
+    text. Pairs with no common item are omitted. `significant` is `p_value < alpha`.
+    `pairs` keeps only those (protocol_a, protocol_b) pairs; `levels` picks the scopes.
     """
+    check_errors_mode(errors)
     if len(judgments) == 0:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    j = normalize_judgments(judgments)
+    j = scored_rows(judge_rows(normalize_judgments(judgments)), errors)
     j = j[~is_cross_play(j)]
+    if pairs is not None:
+        wanted = {p for pair in pairs for p in pair}
+        j = j[j["protocol"].astype(str).isin(wanted)]
     if len(j) == 0:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     j = j.assign(condition=condition_labels(j))
-    leveled = with_levels(j)
+    leveled = with_levels(j, levels)
     keys = ["level", "task", "group", "judge", "condition"]
     items = (
         leveled.groupby([*keys, "item_key"], dropna=False, sort=False)
@@ -112,7 +169,7 @@ def comparisons_table(
         .reset_index()
     )
     rows = []
-    # A group with one task repeats its task's tests exactly; scipy's test is the slow part.
+    # A group with one task repeats its task's tests exactly; the test is the slow part.
     cache: dict[tuple[bytes, bytes], dict[str, float]] = {}
     for scope, block in items.groupby(["level", "task", "group", "judge"], dropna=False,
                                       sort=False):
@@ -121,6 +178,8 @@ def comparisons_table(
         protocols = block.groupby("condition", sort=False)["protocol"].first()
         conds = sorted(wide.columns, key=lambda c: (protocol_rank(protocols[c]), str(c)))
         for earlier, later in combinations(conds, 2):
+            if pairs is not None and (str(protocols[later]), str(protocols[earlier])) not in pairs:
+                continue
             pair = wide[[later, earlier]].dropna()
             if len(pair) == 0:
                 continue
@@ -133,7 +192,8 @@ def comparisons_table(
             rows.append({
                 "level": level, "task": task, "group": group, "judge": judge,
                 "protocol_a": protocols[later], "protocol_b": protocols[earlier],
-                "condition_a": later, "condition_b": earlier, **res,
+                "condition_a": later, "condition_b": earlier, **res, "ci_method": CI_TAG,
+                "n_resamples": n_resamples,
                 "significant": bool(res["p_value"] < alpha),
             })
     out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
@@ -148,3 +208,27 @@ def comparisons_table(
         tmp = ["_lvl", "_g", "_gn", "_t", "_j", "_pa", "_pb"]
         out = out.sort_values(tmp, kind="stable").drop(columns=tmp).reset_index(drop=True)
     return out
+
+
+def headline_table(comparisons: pd.DataFrame, judges: Sequence[str] = ()) -> pd.DataFrame:
+    """The paper's comparisons at group level, per task group and judge: debate vs
+    consultancy, debate vs QA, QA with vs without the article, open debate vs open
+    consultancy (`HEADLINE_PAIRS`), in that order; judges in the order given (the spec's,
+    weak to strong), then any others. `comparison` reads "debate − consultancy"."""
+    if comparisons is None or len(comparisons) == 0:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    c = comparisons[comparisons["level"].eq("group")]
+    rank = {pair: i for i, pair in enumerate(HEADLINE_PAIRS)}
+    pair = list(zip(c["protocol_a"].astype(str), c["protocol_b"].astype(str), strict=True))
+    c = c.assign(_pair=[rank.get(p, -1) for p in pair])
+    c = c[c["_pair"] >= 0]
+    if len(c) == 0:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    order = {name: i for i, name in enumerate(judge_order(c, judges))}
+    c = c.assign(
+        comparison=c["condition_a"].astype(str) + " − " + c["condition_b"].astype(str),
+        _g=c["group"].map(lambda g: group_rank(g)),
+        _j=c["judge"].map(lambda v: order.get(str(v), len(order))),
+    )
+    c = c.sort_values(["_g", "_j", "_pair", "comparison"], kind="stable")
+    return c[HEADLINE_COLUMNS].reset_index(drop=True)

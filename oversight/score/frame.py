@@ -33,8 +33,12 @@ JUDGMENT_COLUMNS = (
 # What makes two rows the same experimental condition (apart from task/item/order).
 # Debate settings are part of it so that, say, a 1-round tournament never pools with the
 # 3-round main debates.
-CONDITION = ("protocol", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of")
-CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of")
+# Protocol variants (protocols/NAME.yaml) and every setting a variant can change are part of
+# it too, so rows run under different settings are never merged, within a run or across the
+# runs one report reads.
+SETTINGS = ("judge_mode", "shots", "word_limit", "passage_match", "interactive", "prompt_set")
+CONDITION = ("protocol", "variant", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
+CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
 SCOPE = ("level", "task", "group")
 
 
@@ -45,7 +49,7 @@ def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
     answer, so invalid, refused and errored rows count as wrong.
     """
     j = judgments.copy()
-    for col in (*JUDGMENT_COLUMNS, "simulated", "error"):
+    for col in (*JUDGMENT_COLUMNS, *CONDITION, "simulated", "error", "qa_role"):
         if col not in j.columns:
             j[col] = None
     if "verdict_status" in judgments.columns:
@@ -73,9 +77,13 @@ def condition_labels(judgments: pd.DataFrame) -> pd.Series:
     for cross-play.
     """
     j = judgments
-    labels = pd.Series(j["protocol"].astype(str).to_numpy(), index=j.index, dtype=object)
+    # A variant's own name (debate_seq) says more than its base protocol's.
+    names = j["protocol"].astype(object)
+    if "variant" in j.columns:
+        names = j["variant"].astype(object).where(j["variant"].notna(), names)
+    labels = pd.Series(names.astype(str).to_numpy(), index=j.index, dtype=object)
     cfg_cols = [c for c in CONFIG if c in j.columns]
-    for protocol, rows in j.groupby("protocol", sort=False):
+    for protocol, rows in j.assign(_name=labels).groupby("_name", sort=False):
         configs = rows[cfg_cols].drop_duplicates()
         if len(configs) <= 1:
             continue
@@ -156,20 +164,72 @@ def group_rank(group: object) -> tuple[int, str]:
 
 Z95 = 1.96  # two-sided 95% normal quantile
 
+# How every accuracy interval is computed; named in each table header and in the report.
+CI_METHOD = ("95% normal CI over items: mean ± 1.96·sd/√n (sd with ddof=1, n items), clipped to "
+             "[0, 1]; no interval from fewer than 2 items")
+CI_HEADER = "95% CI (normal, items)"
+CI_DIFF_HEADER = "95% CI (normal, paired items)"
+CI_TAG = "normal95_items"  # the `ci_method` column of the stored tables
+MIN_CI_ITEMS = 2
+
+# What happens to rows whose episode failed (`verdict_status == "error"`): left out of
+# accuracy and counted beside it (default), or scored as wrong answers.
+ERROR_MODES = ("exclude", "wrong")
+
+
+def check_errors_mode(errors: str) -> str:
+    if errors not in ERROR_MODES:
+        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+    return errors
+
+
+def is_agent_qa(judgments: pd.DataFrame) -> pd.Series:
+    """Rows of the agent's own QA (`qa_role == "agent"`): the answer that picks the open
+    protocols' side, not a judge's verdict."""
+    if "qa_role" not in judgments.columns:
+        return pd.Series(False, index=judgments.index)
+    return judgments["qa_role"].astype(object).eq("agent").fillna(False).astype(bool)
+
+
+def judge_rows(judgments: pd.DataFrame) -> pd.DataFrame:
+    """The rows a judge decided: everything but the agent's own QA."""
+    return judgments[~is_agent_qa(judgments).to_numpy()]
+
+
+def is_error(judgments: pd.DataFrame) -> pd.Series:
+    return judgments["verdict_status"].astype(object).eq("error").fillna(False).astype(bool)
+
+
+def scored_rows(judgments: pd.DataFrame, errors: str = "exclude") -> pd.DataFrame:
+    """The rows accuracy is computed from: failed episodes are dropped unless
+    `errors="wrong"` (they are already scored wrong by `normalize_judgments`)."""
+    if check_errors_mode(errors) == "wrong" or len(judgments) == 0:
+        return judgments
+    return judgments[~is_error(judgments).to_numpy()]
+
+
+def judge_order(judgments: pd.DataFrame, preferred: Sequence[str] = ()) -> list[str]:
+    """Judges in the spec's order (`preferred`, e.g. manifest roles: weak to strong), then
+    any others in order of first appearance."""
+    seen = [str(v) for v in judgments["judge"].dropna().astype(str).unique()] \
+        if "judge" in judgments.columns else []
+    out = [p for p in dict.fromkeys(preferred) if p in seen]
+    return out + [s for s in seen if s not in out]
+
 
 def mean_ci(values: np.ndarray, z: float = Z95, lo: float = 0.0, hi: float = 1.0
             ) -> tuple[float, float, float]:
     """Mean and normal-approximation CI (sd with ddof=1), clipped to [lo, hi].
 
-    With one value the CI collapses onto the point: there is no spread to estimate.
+    With fewer than two values there is no spread to estimate: the interval is NaN.
     """
     v = np.asarray(values, dtype=float)
     n = len(v)
     if n == 0:
         return (np.nan, np.nan, np.nan)
     m = float(v.mean())
-    if n == 1:
-        return (m, m, m)
+    if n < MIN_CI_ITEMS:
+        return (m, np.nan, np.nan)
     half = z * float(v.std(ddof=1)) / np.sqrt(n)
     return (m, float(np.clip(m - half, lo, hi)), float(np.clip(m + half, lo, hi)))
 
@@ -185,14 +245,19 @@ REQUIRED_COLUMNS = {
     "turns": ("transcript_id", "task", "protocol", "agent", "n_verified", "n_unverified",
               "input_tokens", "output_tokens"),
     "calls": ("model",),
+    "items": ("task", "item_id", "question", "answer_0", "answer_1", "correct"),
+    "prompts": ("prompt_id", "messages"),
 }
 NUMERIC_COLUMNS = {
     "judgments": ("order", "correct_answer", "judge_answer", "p_correct", "agent_choice", "rounds",
                   "best_of", "judge_input_tokens", "judge_output_tokens", "episode_cost_usd"),
     "turns": ("round", "n_verified", "n_unverified", "input_tokens", "output_tokens", "cost_usd"),
     "calls": ("input_tokens", "output_tokens", "cost_usd", "latency_s", "retries"),
+    "items": ("correct", "article_chars", "n_images"),
+    "prompts": ("chars",),
 }
-BOOLEAN_COLUMNS = {"judgments": ("is_correct", "simulated"), "turns": ("truncated",), "calls": ("cache_hit",)}
+BOOLEAN_COLUMNS = {"judgments": ("is_correct", "simulated"), "turns": ("truncated",), "calls": ("cache_hit",),
+                   "items": (), "prompts": ()}
 
 
 def _column_kind(series: pd.Series) -> str:

@@ -1,9 +1,9 @@
-"""One self-contained `report.html`: tables, embedded plots and a transcript browser.
+"""One self-contained `report.html`: failures, headline, tables, the paper's figures
+(embedded as data URIs) and the transcript browser (`browser.py`). It needs no network and
+opens from disk.
 
-Everything a model wrote is untrusted text: it is escaped before it reaches the page.
-Only the harness's own passage tags are turned into markup, and only after escaping the
-text around and inside them. The page needs no network: plots are base64 data URIs and
-the filters are a few lines of inline JavaScript.
+Every table names its interval method in its headers. This module is given a `Page` by
+`build.py`; it imports neither `build.py` nor `report.py`.
 """
 
 from __future__ import annotations
@@ -11,93 +11,101 @@ from __future__ import annotations
 import base64
 import html
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from oversight.score.frame import normalize_judgments, protocol_rank, show_value
-
-if TYPE_CHECKING:
-    from oversight.score.report import ReportResult
+from oversight.score.browser import esc, records, transcripts_html
+from oversight.score.frame import (
+    CI_DIFF_HEADER,
+    CI_HEADER,
+    CI_METHOD,
+    group_rank,
+    protocol_rank,
+    show_value,
+)
 
 SIM_BANNER = "SIMULATED (sim models)"
 
 _PASSAGE = re.compile(r"<(v|u)_passage>(.*?)</\1_passage>", re.S)
 
+
+@dataclass
+class Page:
+    """What the page shows: computed tables, plot files and the stored rows."""
+
+    tables: dict[str, pd.DataFrame]
+    plots: dict[str, Path]
+    judgments: pd.DataFrame
+    turns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    items: pd.DataFrame = field(default_factory=pd.DataFrame)
+    prompts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    run_dirs: Sequence[Path] = ()
+    names: Sequence[str] = ()
+    simulated: bool = False
+    judges: Sequence[str] = ()
+    errors: str = "exclude"
+    n_resamples: int = 10_000
+    max_transcripts: int | None = None
+
+
 CSS = """
+*{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1300px;
-padding:1em 2em;color:#222;line-height:1.4}
+padding:1em 2em;color:#222;line-height:1.45}
+@media (max-width:700px){body{padding:.5em}}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 .sim{background:#b00020;color:#fff;font-weight:bold;padding:.6em 1em;font-size:1.2em;
 border-radius:4px;margin:.5em 0}
-nav a{margin-right:1em}
+nav{display:flex;flex-wrap:wrap;gap:.3em 1em}
+.scroll{overflow-x:auto;max-width:100%}
 table.tbl{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-table.tbl th,table.tbl td{border:1px solid #ddd;padding:2px 6px;text-align:right}
-table.tbl th{background:#f3f3f3} table.tbl td:first-child{text-align:left}
-img.plot{max-width:100%;border:1px solid #eee;margin:.5em 0}
+table.tbl th,table.tbl td{border:1px solid #ddd;padding:2px 6px;text-align:right;vertical-align:top}
+table.tbl th{background:#f3f3f3;text-align:left} table.tbl td:first-child,table.tbl th:first-child{text-align:left}
+table.tbl td.txt{text-align:left}
+table.tbl tr.sig td{background:#e3f3dc}
+img.plot{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0;display:block}
 .note{color:#555;font-size:.9em}
+.failures{border:2px solid #b00020;border-radius:4px;padding:.2em 1em;margin:1em 0;background:#fff6f6}
+.failures h2{margin-top:.3em;border:0;color:#b00020}
 .filters{position:sticky;top:0;background:#fff;padding:.5em 0;border-bottom:1px solid #ddd;
-z-index:2}
-.filters label{margin-right:1em}
-section.transcript{border:1px solid #ccc;border-radius:4px;margin:.8em 0;padding:.5em 1em}
-section.transcript h3{margin:.2em 0;font-size:1em}
+z-index:2;display:flex;flex-wrap:wrap;gap:.4em 1em;align-items:center}
+.filters input[type=search]{min-width:14em}
+section.card{border:1px solid #ccc;border-radius:4px;margin:.8em 0;padding:.5em 1em}
+section.card h3{margin:.2em 0;font-size:1em}
+.q{margin:.3em 0} .lbl{font-weight:bold;margin-right:.3em}
+ol.answers,ul.answers{margin:.2em 0 .5em;padding-left:1.5em}
+li.correct{color:#0a5a0a} li.wrong{color:#333}
+.badge{font-size:.75em;border-radius:3px;padding:0 .35em;margin:0 .3em;color:#fff;white-space:nowrap}
+.badge.ok{background:#2a8a2a} .badge.no{background:#999}
+.argued{font-size:.85em;color:#555}
 .turn{margin:.5em 0;padding:.3em .6em;border-left:4px solid #999;background:#fafafa}
 .turn.side-1{border-left-color:#1f77b4} .turn.side-2{border-left-color:#ff7f0e}
 .turn.judge{border-left-color:#6a3d9a}
 .who{font-size:.8em;color:#555}
-.text{white-space:pre-wrap}
+.text{white-space:pre-wrap;overflow-wrap:anywhere}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.2em 0;font-size:.85em}
+pre.raw{background:#f6f6f6;padding:.2em .4em} pre.err{background:#fff0f0;color:#8a0000;padding:.2em .4em}
 mark.vp{background:#d4f7d4;color:#0a5a0a} mark.up{background:#fbd5d5;color:#8a0000}
 mark .tag{font-size:.7em;font-weight:bold;text-transform:uppercase;margin-right:.3em}
-details.private{font-size:.85em;color:#444} details.private pre{white-space:pre-wrap}
-tr.verdict.correct td.outcome{color:#0a7a0a;font-weight:bold}
-tr.verdict.wrong td.outcome{color:#b00020;font-weight:bold}
-tr.verdict.invalid td.outcome,tr.verdict.error td.outcome{color:#a06000;font-weight:bold}
+details{margin:.2em 0} details>summary{cursor:pointer;color:#345}
+details.private,details.prompt{font-size:.9em}
+span.artref{background:#f4f0e0;display:block}
+table.verdicts td{text-align:left} table.verdicts td:last-child{max-width:48em}
+tr.v.correct td.outcome{color:#0a7a0a;font-weight:bold}
+tr.v.wrong td.outcome{color:#b00020;font-weight:bold}
+tr.v.invalid td.outcome,tr.v.error td.outcome{color:#a06000;font-weight:bold}
+tr.v.dim{opacity:.45}
+button{font:inherit;padding:.2em .8em}
 """
-
-JS = """
-function ovFilter(){
-  const v = id => document.getElementById(id).value;
-  const f = {task: v('f-task'), protocol: v('f-protocol'), judge: v('f-judge'),
-             outcome: v('f-outcome')};
-  let shown = 0;
-  document.querySelectorAll('section.transcript').forEach(s => {
-    let ok = (!f.task || s.dataset.task === f.task) &&
-             (!f.protocol || s.dataset.protocol.split(' ').includes(f.protocol));
-    if (ok && (f.judge || f.outcome || f.protocol)) {
-      ok = Array.from(s.querySelectorAll('tr.verdict')).some(r =>
-        (!f.protocol || r.dataset.protocol === f.protocol) &&
-        (!f.judge || r.dataset.judge === f.judge) &&
-        (!f.outcome || r.dataset.outcome === f.outcome));
-    }
-    s.hidden = !ok;
-    if (ok) shown++;
-  });
-  document.getElementById('f-count').textContent = shown + ' shown';
-}
-function ovPrivate(on){
-  document.querySelectorAll('details.private').forEach(d => { d.open = on; });
-}
-document.addEventListener('DOMContentLoaded', ovFilter);
-"""
-
-
-def esc(value: object) -> str:
-    """HTML-escaped text of a cell value; nulls become an empty string."""
-    if value is None:
-        return ""
-    try:
-        if pd.isna(value):  # type: ignore[call-overload]
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return html.escape(str(value), quote=True)
-
 
 def render_text(text: object) -> str:
-    """Escape `text`, then mark verified (green) and unverified (red) passages."""
+    """Escape `text`, then mark verified (green) and unverified (red) passages (the same
+    rule as the browser's own `fmt`, for text rendered on the Python side)."""
     raw = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
     out: list[str] = []
     pos = 0
@@ -111,14 +119,61 @@ def render_text(text: object) -> str:
     return "".join(out)
 
 
-def table_html(df: pd.DataFrame | None, columns: Iterable[str] | None = None,
-               empty: str = "No data.") -> str:
-    """A DataFrame as an escaped HTML table with floats at 3 decimals."""
+# ---------------------------------------------------------------------------------------
+# Tables
+
+
+Fmt = Callable[[Any], str]
+
+
+def _f3(v: Any) -> str:
+    return "" if v is None or pd.isna(v) else f"{v:.3f}"
+
+
+def _pct(v: Any) -> str:
+    return "" if v is None or pd.isna(v) else f"{v:.1%}"
+
+
+def _ci(lo: Any, hi: Any, signed: bool = False) -> str:
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return "—"
+    return f"[{lo:+.3f}, {hi:+.3f}]" if signed else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def _p(v: Any) -> str:
+    if v is None or pd.isna(v):
+        return "—"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def table_html(df: pd.DataFrame | None, columns: Sequence[tuple[str, str]] | None = None,
+               empty: str = "No data.", formats: dict[str, Fmt] | None = None,
+               row_class: Callable[[dict[str, Any]], str] | None = None) -> str:
+    """Rows as an escaped HTML table. `columns` = (column, header) pairs; floats at three
+    decimals unless `formats` says otherwise; text columns left-aligned."""
     if df is None or len(df) == 0:
         return f'<p class="note">{esc(empty)}</p>'
-    d = df[[c for c in columns if c in df.columns]] if columns is not None else df
-    return d.to_html(index=False, escape=True, na_rep="", classes="tbl", border=0,
-                     float_format=lambda x: f"{x:.3f}")
+    cols = [(c, h) for c, h in (columns or [(c, c) for c in df.columns]) if c in df.columns]
+    formats = formats or {}
+    head = "".join(f"<th>{esc(h)}</th>" for _, h in cols)
+    body = []
+    for rec in records(df[[c for c, _ in cols]]):
+        cells = []
+        for c, _ in cols:
+            v = rec.get(c)
+            if c in formats:
+                text = formats[c](v)
+            elif isinstance(v, float):
+                text = _f3(v)
+            else:
+                text = "" if v is None else show_value(v)
+            cls = ' class="txt"' if isinstance(v, str) else ""
+            cells.append(f"<td{cls}>{esc(text)}</td>")
+        rc = row_class(rec) if row_class else ""
+        cls = f' class="{rc}"' if rc else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return (f'<div class="scroll"><table class="tbl"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def image_html(path: Path | None, alt: str) -> str:
@@ -128,271 +183,214 @@ def image_html(path: Path | None, alt: str) -> str:
     return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _with_ci(df: pd.DataFrame, lo: str = "ci_low", hi: str = "ci_high",
-             name: str = "95% CI") -> pd.DataFrame:
-    d = df.copy()
-    d[name] = [f"[{a:.3f}, {b:.3f}]" if pd.notna(a) else ""
-               for a, b in zip(d[lo], d[hi], strict=True)]
-    return d
-
-
-def _outcome(row: dict[str, Any]) -> str:
-    status = str(row.get("verdict_status") or "ok")
-    if status == "ok":
-        return "correct" if row.get("is_correct") else "wrong"
-    return "error" if status == "error" else "invalid"
-
-
-def _select(name: str, label: str, values: Iterable[str]) -> str:
-    opts = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
-    return (f'<label>{esc(label)} <select id="{name}" onchange="ovFilter()">'
-            f'<option value="">all</option>{opts}</select></label>')
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts with nulls as None: much faster to render than iterrows."""
+def _ordered(df: pd.DataFrame, judges: Sequence[str]) -> pd.DataFrame:
+    """Group, then protocol in the paper's order, condition, judge in the spec's order."""
     if len(df) == 0:
-        return []
-    obj = df.astype(object)
-    return obj.where(obj.notna(), None).to_dict("records")  # type: ignore[return-value]
+        return df
+    rank = {j: i for i, j in enumerate(judges)}
+    keys = pd.DataFrame({
+        "_l": df["level"].map({"group": 0, "task": 1}).fillna(2) if "level" in df.columns else 0,
+        "_g": df["group"].map(lambda g: group_rank(g)) if "group" in df.columns else 0,
+        "_t": df["task"].astype(object).map(lambda v: "" if pd.isna(v) else str(v)) if "task" in df.columns else "",
+        "_p": df["protocol"].map(protocol_rank) if "protocol" in df.columns else 0,
+        "_c": df["condition"].astype(str) if "condition" in df.columns else "",
+        "_j": df["judge"].map(lambda v: rank.get(str(v), len(rank))) if "judge" in df.columns else 0,
+    }, index=df.index)
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    return df.loc[order]
 
 
-def _turn_html(t: dict[str, Any]) -> str:
-    role = str(t.get("role") or "")
-    side = t.get("side")
-    side_n = int(side) if side is not None and side in (1, 2) else None
-    side_cls = f" side-{side_n}" if side_n else ""
-    judge_cls = " judge" if role.startswith("judge") else ""
-    bits = []
-    if t.get("round") is not None:
-        bits.append(f"round {esc(show_value(t.get('round')))}")
-    bits.append(f"<b>{esc(t.get('speaker'))}</b>")
-    if side_n:
-        bits.append(f"answer {side_n}")
-    if role:
-        bits.append(esc(role))
-    if t.get("agent") is not None:
-        bits.append(esc(t.get("agent")))
-    nv, nu = t.get("n_verified") or 0, t.get("n_unverified") or 0
-    if nv or nu:
-        bits.append(f"quotes: {esc(show_value(nv))} verified, {esc(show_value(nu))} unverified")
-    if t.get("truncated"):
-        bits.append("<i>truncated</i>")
-    private = t.get("private")
-    priv = ""
-    if isinstance(private, str) and private.strip():
-        priv = ('<details class="private"><summary>private thinking (never shown to other '
-                f"participants)</summary><pre>{html.escape(private)}</pre></details>")
-    return (f'<div class="turn{side_cls}{judge_cls}"><div class="who">{" · ".join(bits)}</div>'
-            f'<div class="text">{render_text(t.get("visible"))}</div>{priv}</div>')
+def _errors_note(errors: str) -> str:
+    return ("Failed episodes (no verdict) are left out of accuracy and counted in the “failed” column "
+            "(`oversight report --errors-as-wrong` scores them as wrong instead)."
+            if errors == "exclude" else
+            "Failed episodes are scored as wrong answers (--errors-as-wrong) and also counted in “failed”.")
 
 
-def _turns_html(turns: list[dict[str, Any]]) -> str:
-    turns = sorted(turns, key=lambda t: (t.get("turn") is None, t.get("turn") or 0))
-    chosen = [t for t in turns if t.get("chosen") is None or bool(t.get("chosen"))]
-    others = [t for t in turns if not (t.get("chosen") is None or bool(t.get("chosen")))]
-    parts = [_turn_html(t) for t in chosen]
-    if others:
-        inner = "".join(_turn_html(t) for t in others)
-        parts.append(f"<details><summary>{len(others)} best-of-N candidate(s) not chosen"
-                     f"</summary>{inner}</details>")
-    return "".join(parts)
+def failures_html(page: Page) -> str:
+    f = page.tables.get("failures")
+    if f is None or len(f) == 0:
+        return ('<section id="failures"><p class="note">Failures: none — every episode produced a verdict '
+                "(invalid and refused verdicts are verdicts, scored wrong).</p></section>")
+    n = int(f["n_rows"].sum())
+    cols = [("model", "model"), ("kind", "error kind"), ("n_rows", "judged instances"), ("protocols", "protocols"),
+            ("first_error", "first error")]
+    return (f'<section id="failures" class="failures"><h2>Failures: {n} judged instance(s) without a verdict</h2>'
+            f'<p>{esc(_errors_note(page.errors))} Grouped by the model whose call failed and the kind of error; '
+            "each failed transcript is in the browser below (outcome “error”).</p>"
+            + table_html(f, cols, formats={"first_error": str, "protocols": str}) + "</section>")
 
 
-def _verdicts_html(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return '<p class="note">No verdicts recorded for this transcript.</p>'
-    # Open protocols reuse their assigned run's transcript, so one transcript can carry
-    # rows of two protocols for the same judge: the protocol column tells them apart.
-    head = ("<tr><th>protocol</th><th>judge</th><th>correct answer</th><th>judge answer</th><th>status</th>"
-            "<th>outcome</th><th>P(correct)</th><th>note</th></tr>")
-    body = []
-    for r in rows:
-        out = _outcome(r)
-        p = r.get("p_correct")
-        body.append(
-            f'<tr class="verdict {out}" data-judge="{esc(r.get("judge"))}" data-protocol="{esc(r.get("protocol"))}" '
-            f'data-outcome="{out}"><td>{esc(r.get("protocol"))}</td><td>{esc(r.get("judge"))}</td>'
-            f"<td>{esc(show_value(r.get('correct_answer')))}</td>"
-            f"<td>{esc(show_value(r.get('judge_answer')))}</td>"
-            f"<td>{esc(r.get('verdict_status'))}</td><td class=\"outcome\">{out}</td>"
-            f"<td>{'' if p is None else f'{float(p):.2f}'}</td>"
-            f"<td>{esc(r.get('error'))}</td></tr>")
-    return f'<table class="tbl">{head}{"".join(body)}</table>'
-
-
-def _spread(ids: list[str], limit: int, group: Callable[[str], tuple[str, str]]) -> list[str]:
-    """At most `limit` ids, taken round-robin over groups (task x protocol) so a cap never
-    hides a whole protocol; the result keeps the input order."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for i in ids:
-        groups.setdefault(group(i), []).append(i)
-    picked: set[str] = set()
-    queues = [iter(g) for g in groups.values()]
-    while len(picked) < min(limit, len(ids)):
-        for q in queues:
-            nxt = next(q, None)
-            if nxt is not None and len(picked) < limit:
-                picked.add(nxt)
-    return [i for i in ids if i in picked]
-
-
-def transcripts_html(judgments: pd.DataFrame, turns: pd.DataFrame | None,
-                     limit: int | None = None) -> str:
-    """Every transcript (turns plus the verdict rows that judged it), with filters."""
-    j_rows = [r for r in _records(judgments) if r.get("transcript_id") is not None]
-    t_rows = [r for r in _records(turns) if r.get("transcript_id") is not None] \
-        if turns is not None and "transcript_id" in turns.columns else []
-    turns_by: dict[str, list[dict[str, Any]]] = {}
-    for r in t_rows:
-        turns_by.setdefault(str(r["transcript_id"]), []).append(r)
-    verdicts_by: dict[str, list[dict[str, Any]]] = {}
-    for r in j_rows:
-        verdicts_by.setdefault(str(r["transcript_id"]), []).append(r)
-    ids = list(dict.fromkeys([*turns_by, *verdicts_by]))
-    if not ids:
-        return '<p class="note">No transcripts recorded.</p>'
-
-    def meta(tid: str, col: str) -> Any:
-        for src in (verdicts_by.get(tid, []), turns_by.get(tid, [])):
-            for r in src[:1]:
-                if r.get(col) is not None:
-                    return r[col]
-        return None
-
-    ids.sort(key=lambda i: (str(meta(i, "task")), protocol_rank(meta(i, "protocol")),
-                            str(meta(i, "item_id")), i))
-    shown = ids if limit is None else _spread(ids, limit, lambda i: (str(meta(i, "task")), str(meta(i, "protocol"))))
-    tasks = sorted({str(meta(i, "task")) for i in ids if meta(i, "task") is not None})
-    # An open protocol's rows reuse their assigned run's transcript: list both.
-    protocols_of = {i: {str(meta(i, "protocol"))} | {str(r["protocol"]) for r in verdicts_by.get(i, [])
-                                                     if r.get("protocol")} for i in ids}
-    protocols = sorted(set().union(*protocols_of.values()) - {"None"}, key=lambda p: (protocol_rank(p), p))
-    judges = sorted({str(r["judge"]) for r in j_rows if r.get("judge") is not None})
-    filters = (
-        '<div class="filters">'
-        + _select("f-task", "task", tasks) + _select("f-protocol", "protocol", protocols)
-        + _select("f-judge", "judge", judges)
-        + _select("f-outcome", "verdict", ["correct", "wrong", "invalid", "error"])
-        + '<label><input type="checkbox" onchange="ovPrivate(this.checked)"> show private '
-        'thinking</label> <span id="f-count" class="note"></span></div>'
-    )
-    sections = []
-    for tid in shown:
-        task, protocol = meta(tid, "task"), meta(tid, "protocol")
-        head_bits = [f"task {esc(task)}", f"item {esc(meta(tid, 'item_id'))}",
-                     f"protocol {esc(protocol)}"]
-        order = meta(tid, "order")
-        if order is not None:
-            head_bits.append(f"correct answer listed {'first' if order == 0 else 'second'}")
-        for col in ("agent", "agent_b", "assigned"):
-            if meta(tid, col) is not None:
-                head_bits.append(f"{col} {esc(meta(tid, col))}")
-        tt = turns_by.get(tid)
-        body = _turns_html(tt) if tt else \
-            '<p class="note">No turns recorded (failed episode or judge-only protocol).</p>'
-        sections.append(
-            f'<section class="transcript" data-task="{esc(task)}" '
-            f'data-protocol="{esc(" ".join(sorted(protocols_of[tid])))}">'
-            f"<h3>{' · '.join(head_bits)}</h3><div class=\"note\">transcript {esc(tid)}</div>"
-            f"{body}{_verdicts_html(verdicts_by.get(tid, []))}</section>\n")
-    more = ""
-    if limit is not None and len(ids) > limit:
-        more = f'<p class="note">Showing {limit} of {len(ids)} transcripts.</p>'
-    return filters + more + "".join(sections)
-
-
-def render_html(result: ReportResult, max_transcripts: int | None = None) -> str:
-    """The full report page for a computed `ReportResult`."""
-    tables = result.tables
-    title = "oversight report" + (f" — {SIM_BANNER}" if result.simulated else "")
-    j = normalize_judgments(result.judgments)
-    status = j["verdict_status"].astype(str)
-    n = len(j)
-    head = [f"<h1>{esc(title)}</h1>"]
-    if result.simulated:
-        head.append(f'<div class="sim">{SIM_BANNER}: these numbers come from the built-in '
-                    "simulated models, not from real LLMs.</div>")
-    runs = ", ".join(esc(r) for r in sorted(j["run_id"].dropna().astype(str).unique())) \
-        if n else ""
-    head.append(
-        f'<p class="note">Runs: {runs or "-"} · sources: '
-        f'{", ".join(esc(p) for p in result.run_dirs)}<br>{n} judged instances; '
-        f"{(status != 'ok').mean() if n else 0:.1%} not ok (invalid, refused or failed; "
-        f"counted as wrong), {(status == 'error').mean() if n else 0:.1%} failed.</p>")
-    nav = ('<nav><a href="#accuracy">Accuracy</a><a href="#comparisons">Comparisons</a>'
-           '<a href="#open">Open protocols</a><a href="#elo">Elo</a>'
-           '<a href="#diagnostics">Diagnostics</a><a href="#failures">Failures</a>'
-           '<a href="#transcripts">Transcripts</a></nav>')
-
-    summary = tables.get("summary", pd.DataFrame())
-    acc_cols = ["group", "task", "condition", "judge", "n_items", "n_rows", "accuracy",
-                "95% CI", "invalid_rate", "error_rate"]
-    acc = ['<h2 id="accuracy">Judge accuracy</h2>',
-           '<p class="note">Orders (and consultancy sides) of an item are averaged first; '
-           "95% normal CIs over items; invalid verdicts count as wrong.</p>",
-           image_html(result.plots.get("accuracy"), "accuracy by protocol")]
-    if len(summary):
-        s = _with_ci(summary)
-        acc.append("<h3>By task group</h3>" + table_html(s[s["level"].eq("group")], acc_cols))
-        acc.append("<details><summary>By task</summary>"
-                   + table_html(s[s["level"].eq("task")], acc_cols) + "</details>")
+def headline_html(page: Page) -> str:
+    h = page.tables.get("headline")
+    comp = page.tables.get("comparisons", pd.DataFrame())
+    test = (f"paired permutation test over items, two-sided, {page.n_resamples:,} resamples "
+            "(exact when there are fewer swap patterns)")
+    intro = (f'<p class="note">Difference in judge accuracy, a − b, on the items both protocols judged; '
+             f"{esc(CI_DIFF_HEADER)}: mean ± 1.96·sd/√n of the item differences; p: {esc(test)}. "
+             "Rows with p &lt; 0.05 are shaded.</p>")
+    p_head = f"p (permutation, {page.n_resamples:,})"
+    cols = [("group", "group"), ("judge", "judge"), ("comparison", "comparison (a − b)"), ("n_items", "items"),
+            ("acc_a", "accuracy a"), ("acc_b", "accuracy b"), ("diff", "difference"), ("_ci", CI_DIFF_HEADER),
+            ("p_value", p_head)]
+    out = ['<h2 id="headline">Headline: the comparisons the paper makes</h2>', intro]
+    sig: Callable[[dict[str, Any]], str] = lambda r: "sig" if r.get("significant") else ""  # noqa: E731
+    fmts: dict[str, Fmt] = {"diff": lambda v: "" if v is None else f"{v:+.3f}", "_ci": str, "p_value": _p}
+    if h is not None and len(h):
+        d = h.assign(_ci=[_ci(a, b, signed=True) for a, b in zip(h["ci_low"], h["ci_high"], strict=True)])
+        out.append(table_html(d, cols, formats=fmts, row_class=sig))
     else:
-        acc.append(table_html(None))
+        out.append('<p class="note">None of the paper’s protocol pairs (debate vs consultancy, debate vs QA, '
+                   "QA with vs without article, open debate vs open consultancy) was run on common items.</p>")
+    if comp is not None and len(comp):
+        c = comp.assign(_ci=[_ci(a, b, signed=True) for a, b in zip(comp["ci_low"], comp["ci_high"], strict=True)],
+                        comparison=comp["condition_a"].astype(str) + " − " + comp["condition_b"].astype(str))
+        c = _ordered(c, page.judges)
+        full = [("group", "group"), ("task", "task"), *cols[1:]]
+        out.append(f"<details><summary>All pairwise comparisons by task group ({int(c['level'].eq('group').sum())} "
+                   "rows)</summary>" + table_html(c[c["level"].eq("group")], full, formats=fmts, row_class=sig)
+                   + "</details>")
+        out.append(f"<details><summary>All pairwise comparisons by task ({int(c['level'].eq('task').sum())} "
+                   "rows)</summary>" + table_html(c[c["level"].eq("task")], full, formats=fmts, row_class=sig)
+                   + "</details>")
+    return "\n".join(out)
 
-    comp = tables.get("comparisons", pd.DataFrame())
-    comp_cols = ["group", "task", "judge", "condition_a", "condition_b", "n_items", "acc_a",
-                 "acc_b", "diff", "95% CI", "p_value", "significant"]
-    cmp_html = ['<h2 id="comparisons">Protocol comparisons</h2>',
-                '<p class="note">Paired permutation tests over common items; diff = a − b.</p>']
-    if len(comp):
-        c = _with_ci(comp)
-        cmp_html.append(table_html(c[c["level"].eq("group")], comp_cols))
-        cmp_html.append("<details><summary>By task</summary>"
-                        + table_html(c[c["level"].eq("task")], comp_cols) + "</details>")
+
+def accuracy_html(page: Page) -> str:
+    s = page.tables.get("summary", pd.DataFrame())
+    out = ['<h2 id="accuracy">Judge accuracy</h2>',
+           f'<p class="note">An item’s rows (both answer orders, both consultancy sides, every replicate) are '
+           f"averaged first. {esc(CI_METHOD)}. Invalid and refused verdicts count as wrong (“invalid”). "
+           f"{esc(_errors_note(page.errors))} Judges in the spec’s order.</p>",
+           image_html(page.plots.get("accuracy"), "judge accuracy by judge and protocol, one panel per task group")]
+    cols = [("group", "group"), ("task", "task"), ("condition", "protocol"), ("judge", "judge"),
+            ("n_items", "items"), ("accuracy", "accuracy"), ("_ci", CI_HEADER), ("invalid_rate", "invalid"),
+            ("n_errors", "failed")]
+    fmts: dict[str, Fmt] = {"_ci": str, "invalid_rate": _pct, "accuracy": lambda v: _f3(v) or "—"}
+    if len(s):
+        d = _ordered(s[~s["cross_play"].astype(bool)], page.judges)
+        d = d.assign(_ci=[_ci(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)])
+        out.append("<h3>By task group</h3>" + table_html(d[d["level"].eq("group")], [cols[0], *cols[2:]],
+                                                         formats=fmts))
+        out.append("<details><summary>By task</summary>" + table_html(d[d["level"].eq("task")], cols, formats=fmts)
+                   + "</details>")
     else:
-        cmp_html.append(table_html(None))
+        out.append(table_html(None, empty="No judge verdicts."))
+    a = page.tables.get("agent_qa")
+    if a is not None and len(a):
+        a = a.assign(_ci=[_ci(x, y) for x, y in zip(a["ci_low"], a["ci_high"], strict=True)])
+        acols = [("group", "group"), ("task", "task"), ("protocol", "protocol"), ("agent", "agent"),
+                 ("n_items", "items"), ("accuracy", "accuracy"), ("_ci", CI_HEADER), ("invalid_rate", "invalid"),
+                 ("n_errors", "failed")]
+        out.append('<h3 id="agent-qa">The agent’s own QA</h3><p class="note">Not a judge: the agent model answers '
+                   "the question itself (with the article on extractive tasks), and its answer picks the side it "
+                   "argues in the open protocols.</p>"
+                   + table_html(a[a["level"].eq("group")], [acols[0], *acols[2:]], formats=fmts)
+                   + "<details><summary>By task</summary>" + table_html(a[a["level"].eq("task")], acols, formats=fmts)
+                   + "</details>")
+    return "\n".join(out)
 
-    op = tables.get("open", pd.DataFrame())
-    open_cols = ["group", "task", "condition", "judge", "n_items", "accuracy", "win_rate",
-                 "agent_correct_rate", "accuracy_agent_correct", "n_items_agent_correct",
-                 "accuracy_agent_wrong", "n_items_agent_wrong", "invalid_rate"]
-    open_html = ['<h2 id="open">Open protocols</h2>',
-                 image_html(result.plots.get("open"), "open protocols"),
-                 table_html(op[op["level"].eq("group")] if len(op) else None, open_cols,
-                            empty="No open-protocol rows.")]
 
-    elo = tables.get("elo", pd.DataFrame())
-    slope = tables.get("elo_slope", pd.DataFrame())
-    elo_html = ['<h2 id="elo">Debater Elo</h2>',
-                image_html(result.plots.get("elo"), "Elo"),
-                image_html(result.plots.get("accuracy_vs_elo"), "accuracy vs Elo"),
-                table_html(elo, empty="No cross-play debates, so no Elo."),
-                table_html(slope, empty="") if len(slope) else ""]
+def open_html(page: Page) -> str:
+    op = page.tables.get("open", pd.DataFrame())
+    cols = [("group", "group"), ("task", "task"), ("condition", "protocol"), ("judge", "judge"), ("n_items", "items"),
+            ("accuracy", "accuracy"), ("_ci", CI_HEADER), ("win_rate", "judge sides with agent"),
+            ("agent_correct_rate", "agent chose correctly"), ("accuracy_agent_correct", "accuracy | agent right"),
+            ("n_items_agent_correct", "items"), ("accuracy_agent_wrong", "accuracy | agent wrong"),
+            ("_ci_wrong", f"{CI_HEADER} | agent wrong"), ("n_items_agent_wrong", "items"),
+            ("n_errors", "failed")]
+    out = ['<h2 id="open">Open protocols</h2>',
+           '<p class="note">The agent argues for the answer it chose itself. Accuracy when the agent chose wrong is '
+           "how often the judge caught it.</p>",
+           image_html(page.plots.get("open"), "open protocols: accuracy when the agent chose right and wrong")]
+    if len(op):
+        d = _ordered(op, page.judges)
+        d = d.assign(_ci=[_ci(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)],
+                     _ci_wrong=[_ci(a, b) for a, b in zip(d["ci_low_agent_wrong"], d["ci_high_agent_wrong"],
+                                                           strict=True)])
+        fmts: dict[str, Fmt] = {"_ci": str, "_ci_wrong": str}
+        out.append(table_html(d[d["level"].eq("group")], [cols[0], *cols[2:]], formats=fmts))
+        out.append("<details><summary>By task</summary>" + table_html(d[d["level"].eq("task")], cols, formats=fmts)
+                   + "</details>")
+    else:
+        out.append(table_html(None, empty="No open-protocol rows."))
+    return "\n".join(out)
 
-    diag = ['<h2 id="diagnostics">Diagnostics</h2>']
-    for key, name in (("positional_bias", "Position bias"),
-                      ("assignment", "Accuracy by assigned side"),
-                      ("calibration", "Calibration"), ("costs", "Cost per judged instance"),
+
+def elo_html(page: Page) -> str:
+    elo = page.tables.get("elo", pd.DataFrame())
+    slope = page.tables.get("elo_slope", pd.DataFrame())
+    out = ['<h2 id="elo">Debater Elo</h2>',
+           '<p class="note">Ratings fitted by maximum likelihood from cross-play games only; 95% CIs are '
+           "percentiles of refits on bootstrap resamples of the games (“95% bootstrap CI”). Self-play accuracy: "
+           f"the judge’s accuracy on each debater’s self-play debates, {esc(CI_HEADER)}.</p>",
+           image_html(page.plots.get("elo"), "Elo per debater, aggregate and split by the side argued"),
+           image_html(page.plots.get("accuracy_vs_elo"), "judge accuracy against debater Elo")]
+    if len(elo):
+        e = elo.assign(_ci=[_ci(a, b).replace(".000", "") if pd.notna(a) else "—" for a, b in
+                            zip(elo["ci_low"], elo["ci_high"], strict=True)],
+                       _sp=[_ci(a, b) for a, b in zip(elo["selfplay_ci_low"], elo["selfplay_ci_high"], strict=True)])
+        cols = [("judge", "judge"), ("group", "group"), ("kind", "rating"), ("player", "debater"), ("elo", "Elo"),
+                ("_ci", "95% bootstrap CI"), ("n_games", "games"), ("selfplay_accuracy", "self-play accuracy"),
+                ("_sp", f"{CI_HEADER}"), ("selfplay_n_items", "items"), ("rounds", "rounds"),
+                ("turn_style", "turns")]
+        fmts: dict[str, Fmt] = {"elo": lambda v: "" if v is None else f"{v:+.0f}", "_ci": str, "_sp": str}
+        e = e.assign(_ci=[("—" if pd.isna(a) or pd.isna(b) else f"[{a:+.0f}, {b:+.0f}]")
+                          for a, b in zip(elo["ci_low"], elo["ci_high"], strict=True)])
+        out.append(table_html(e, cols, formats=fmts))
+        if len(slope):
+            names = {"ci_low": "slope 95% bootstrap CI low", "ci_high": "slope 95% bootstrap CI high"}
+            out.append("<h3>Judge accuracy against Elo</h3>" + table_html(slope.rename(columns=names)))
+    else:
+        out.append(table_html(None, empty="No cross-play debates, so no Elo."))
+    return "\n".join(out)
+
+
+def diagnostics_html(page: Page) -> str:
+    out = ['<h2 id="diagnostics">Diagnostics</h2>']
+    for key, name in (("positional_bias", "Position bias (how often the judge picks answer 1; accuracy by order)"),
+                      ("assignment", f"Accuracy by the side the agent was assigned ({CI_HEADER})"),
+                      ("calibration", "Calibration (where the provider gave log-probabilities)"),
+                      ("costs", "Cost per judged instance"),
                       ("verification", "Passage verification (extractive tasks)"),
                       ("calls", "Model calls")):
-        d = tables.get(key)
+        d = page.tables.get(key)
         if d is None or len(d) == 0:
             continue
         if "level" in d.columns:
             d = d[d["level"].eq("group")]
-        diag.append(f"<h3>{esc(name)}</h3>" + table_html(d))
-    diag.append(image_html(result.plots.get("calibration"), "calibration"))
+        if "ci_low" in d.columns:
+            d = d.assign(**{CI_HEADER: [_ci(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)]}).drop(
+                columns=["ci_low", "ci_high"])
+        out.append(f"<h3>{esc(name)}</h3>" + table_html(_ordered(d, page.judges)))
+    out.append(image_html(page.plots.get("calibration"), "calibration"))
+    return "\n".join(out)
 
-    failed = j[status.ne("ok")] if n else j
-    fail_cols = ["task", "item_id", "protocol", "judge", "order", "verdict_status", "error"]
-    fail = ['<h2 id="failures">Invalid verdicts and failed episodes</h2>',
-            table_html(failed, fail_cols, empty="None.")]
 
-    tr = ['<h2 id="transcripts">Transcripts</h2>',
-          transcripts_html(j, result.turns, limit=max_transcripts)]
-
-    body = "\n".join([*head, nav, *acc, *cmp_html, *open_html, *elo_html, *diag, *fail, *tr])
+def render_html(page: Page) -> str:
+    """The full report page."""
+    title = "oversight report" + (f" — {SIM_BANNER}" if page.simulated else "")
+    j = page.judgments
+    n = len(j)
+    status = j["verdict_status"].fillna("error").astype(str) if n and "verdict_status" in j.columns \
+        else pd.Series(dtype=str)
+    head = [f"<h1>{esc(title)}</h1>"]
+    if page.simulated:
+        head.append(f'<div class="sim">{SIM_BANNER}: these numbers come from the built-in '
+                    "simulated models, not from real LLMs.</div>")
+    head.append(
+        f'<p class="note">Runs: {esc(", ".join(page.names) or "-")} · sources: '
+        f'{", ".join(esc(p) for p in page.run_dirs)}<br>{n:,} judged instances; '
+        f"{int(status.isin(['invalid', 'refused']).sum()):,} invalid or refused (scored wrong); "
+        f"{int((status == 'error').sum()):,} failed (no verdict). Intervals: {esc(CI_METHOD)}.</p>")
+    nav = ('<nav><a href="#failures">Failures</a><a href="#headline">Headline</a><a href="#accuracy">Accuracy</a>'
+           '<a href="#open">Open protocols</a><a href="#elo">Elo</a><a href="#diagnostics">Diagnostics</a>'
+           '<a href="#transcripts">Transcripts</a></nav>')
+    body = "\n".join([*head, nav, failures_html(page), headline_html(page), accuracy_html(page), open_html(page),
+                      elo_html(page), diagnostics_html(page),
+                      transcripts_html(page.judgments, page.turns, page.items, page.prompts, page.judges,
+                                       page.max_transcripts)])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style><script>{JS}</script></head>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{CSS}</style></head>"
             f"<body>{body}</body></html>\n")

@@ -1,370 +1,441 @@
-"""`oversight report RUN_DIR...`: every table, plot and the HTML page from stored rows.
+"""The terminal summary that `oversight run` prints when it finishes and `oversight report`
+prints before writing the full report: at most 50 lines of at most 100 columns, with the
+failures, the paper's headline comparisons, accuracy per task group and judge, the agent's
+own QA, Elo when there is a tournament, and where to find the rest.
 
-`build_report` reads `judgments.parquet` (required), `turns.parquet` and `calls.parquet`
-(optional) from one or more run directories, concatenates them, computes the tables of
-this package, and writes them as parquet beside the plots and `report.html`.
-`format_tables` renders the headline tables as plain text for the terminal.
-
-Output directory: `out_dir` if given; else the run directory itself for one run, or
-`<first run dir>/combined-report` for several (so a combined report never overwrites a
-single run's own report).
+`run_summary` needs the judgments alone and imports pandas and numpy only (no scipy, no
+matplotlib), so it costs a fraction of a second after a run. Building the full report is
+`oversight.score.build`; its names are re-exported here (`build_report`, `compute_tables`,
+`ReportResult`, …) for the callers of the first API.
 """
 
 from __future__ import annotations
 
+import textwrap
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from oversight.errors import OversightError, clip
-from oversight.score import diagnostics, plots
-from oversight.score.accuracy import summary_table
-from oversight.score.compare import comparisons_table
-from oversight.score.elo import elo_slope_table, elo_table
-from oversight.score.frame import check_table, normalize_judgments
-from oversight.score.html import SIM_BANNER, render_html
-from oversight.score.open import open_table
+from oversight.score import diagnostics
+from oversight.score.accuracy import agent_qa_table, summary_table
+from oversight.score.build import (
+    ALWAYS_WRITTEN,
+    MAX_BOOTSTRAP,
+    MAX_RESAMPLES,
+    TABLE_FILES,
+    ReportResult,
+    RunData,
+    build_report,
+    check_report_settings,
+    compute_tables,
+    is_simulated,
+    load_frames,
+    load_run_data,
+    read_manifest,
+    read_table,
+    spec_judges,
+)
+from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
+from oversight.score.frame import group_rank, is_agent_qa, judge_order, normalize_judgments
 
-# Table name → parquet file written for it (only when the table has rows, except the
-# first two, which are always written so downstream code can rely on them).
-TABLE_FILES = {
-    "summary": "summary.parquet",
-    "comparisons": "comparisons.parquet",
-    "open": "open.parquet",
-    "elo": "elo.parquet",
-    "elo_slope": "elo_slope.parquet",
-    "positional_bias": "diag_positional_bias.parquet",
-    "assignment": "diag_assignment.parquet",
-    "calibration": "diag_calibration.parquet",
-    "reliability": "diag_reliability.parquet",
-    "costs": "diag_costs.parquet",
-    "verification": "diag_verification.parquet",
-    "calls": "diag_calls.parquet",
-}
-ALWAYS_WRITTEN = ("summary", "comparisons")
-
-# The comparisons the paper's findings are about, as (protocol_a, protocol_b).
-KEY_PAIRS = {
-    ("qa_with_article", "qa"),
-    ("debate", "qa"),
-    ("debate", "qa_with_article"),
-    ("debate", "consultancy"),
-    ("open_debate", "open_consultancy"),
-}
+SIM_BANNER = "SIMULATED (sim models)"
+WIDTH = 100  # terminal summary: columns
+MAX_LINES = 50  # terminal summary: lines
+VERBATIM = "\x00"  # marks a summary line that is a command: never cut or wrapped, so it works as printed
 
 
-@dataclass
-class ReportResult:
-    """Everything `build_report` computed and where it wrote it."""
-
-    run_dirs: list[Path]
-    out_dir: Path
-    judgments: pd.DataFrame
-    turns: pd.DataFrame
-    calls: pd.DataFrame
-    simulated: bool
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    plots: dict[str, Path] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)
-    html_path: Path | None = None
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        return self.tables.get("summary", pd.DataFrame())
-
-    @property
-    def comparisons(self) -> pd.DataFrame:
-        return self.tables.get("comparisons", pd.DataFrame())
-
-    @property
-    def open(self) -> pd.DataFrame:
-        return self.tables.get("open", pd.DataFrame())
-
-    @property
-    def elo(self) -> pd.DataFrame:
-        return self.tables.get("elo", pd.DataFrame())
+# ---------------------------------------------------------------------------------------
+# The terminal summary
 
 
-MAX_RESAMPLES = 1_000_000
-MAX_BOOTSTRAP = 100_000
+def _num(v: Any, fmt: str = "{:.2f}") -> str:
+    return "—" if v is None or pd.isna(v) else fmt.format(v)
 
 
-def read_table(path: Path, table: str) -> pd.DataFrame:
-    """One stored table, checked; a corrupt, truncated or foreign file is an OversightError."""
-    import pyarrow as pa
-
-    try:
-        df = pd.read_parquet(path)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        journal = path.parent / "journal.jsonl"
-        hint = (f" The run's journal is intact: `oversight run SPEC --resume --out {path.parent}` seals the "
-                f"tables again." if journal.exists() else "")
-        raise OversightError(
-            f"{path}: not a readable Parquet file, perhaps truncated or corrupt ({clip(str(exc), 160)}).{hint}"
-        ) from None
-    check_table(df, table, str(path))
-    return df
+def acc_cell(acc: Any, lo: Any, hi: Any, compact: bool = False) -> str:
+    """'0.62 [0.46,0.78]' (compact: '62 [46,78]', in %); no interval from fewer than two
+    items: '1.00 [—]'; no accuracy at all: '—'."""
+    if acc is None or pd.isna(acc):
+        return "—"
+    if compact:
+        ci = "—" if pd.isna(lo) or pd.isna(hi) else f"{lo * 100:.0f},{hi * 100:.0f}"
+        return f"{acc * 100:.0f} [{ci}]"
+    if lo is None or pd.isna(lo) or hi is None or pd.isna(hi):
+        return f"{acc:.2f} [—]"
+    return f"{acc:.2f} [{lo:.2f},{hi:.2f}]"
 
 
-def _read_optional(path: Path, table: str) -> pd.DataFrame | None:
-    return read_table(path, table) if path.exists() else None
+def _cut(text: str, width: int, keep_end: bool = False) -> str:
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if keep_end else text[: width - 1] + "…"
 
 
-def check_report_settings(seed: int, n_resamples: int, elo_bootstrap: int, elo_scale: float,
-                          max_transcripts: int | None) -> None:
-    """Bounds on the report's numeric settings, checked before anything is read."""
-    problems = []
-    if not 1 <= n_resamples <= MAX_RESAMPLES:
-        problems.append(f"n_resamples (--resamples) must be 1 … {MAX_RESAMPLES:,}, got {n_resamples:,} "
-                        f"(the permutation tests need resamples; default 10,000)")
-    if not 0 <= elo_bootstrap <= MAX_BOOTSTRAP:
-        problems.append(f"elo_bootstrap must be 0 … {MAX_BOOTSTRAP:,}, got {elo_bootstrap:,}")
-    if not 0 <= seed < 2**63:
-        problems.append(f"seed (--seed) must be 0 … 2^63 − 1, got {seed:,}")
-    if not elo_scale > 0 or elo_scale == float("inf"):
-        problems.append(f"elo_scale must be a positive number, got {elo_scale}")
-    if max_transcripts is not None and max_transcripts < 0:
-        problems.append(f"max_transcripts (--max-transcripts) must be 0 or more, got {max_transcripts:,}")
-    if problems:
-        raise OversightError("Report settings: " + "; ".join(problems) + ".")
-
-
-def load_frames(run_dirs: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Concatenated judgments, turns and calls of the given run directories.
-
-    A path to a `judgments.parquet` file is accepted for its directory. A directory
-    without one raises an `OversightError` that lists run directories found below it.
-    """
-    js: list[pd.DataFrame] = []
-    ts: list[pd.DataFrame] = []
-    cs: list[pd.DataFrame] = []
-    for raw in run_dirs:
-        d = Path(raw)
-        if d.is_file() and d.name == "judgments.parquet":
-            d = d.parent
-        jp = d / "judgments.parquet"
-        if not jp.exists():
-            below = sorted(p.parent for p in d.glob("*/judgments.parquet")) if d.is_dir() else []
-            hint = (" Run directories below it: " + ", ".join(str(p) for p in below[-5:]) + "."
-                    if below else "")
-            what = "is not a directory" if not d.is_dir() else "has no judgments.parquet"
-            raise OversightError(
-                f"Cannot report on '{d}': it {what}. Pass a run directory "
-                f"(runs/NAME/<run_id>/) written by `oversight run`.{hint}")
-        js.append(read_table(jp, "judgments"))
-        for name, acc in (("turns.parquet", ts), ("calls.parquet", cs)):
-            frame = _read_optional(d / name, name.removesuffix(".parquet"))
-            if frame is not None:
-                acc.append(frame)
-
-    def cat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        frames = [f for f in frames if len(f.columns)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-    return cat(js), cat(ts), cat(cs)
-
-
-def is_simulated(judgments: pd.DataFrame) -> bool:
-    """True if any row came from the built-in sim models (flag, or a `sim/` model label)."""
-    if len(judgments) == 0:
-        return False
-    if "simulated" in judgments.columns and judgments["simulated"].fillna(False).astype(bool).any():
-        return True
-    for col in ("judge", "agent", "agent_b"):
-        if col in judgments.columns and \
-                judgments[col].dropna().astype(str).str.startswith("sim/").any():
-            return True
-    return False
-
-
-def compute_tables(
-    judgments: pd.DataFrame,
-    turns: pd.DataFrame | None = None,
-    calls: pd.DataFrame | None = None,
-    *,
-    seed: int = 0,
-    n_resamples: int = 10_000,
-    elo_bootstrap: int = 500,
-    elo_scale: float = 400,
-) -> dict[str, pd.DataFrame]:
-    """All report tables as DataFrames, keyed as in `TABLE_FILES`; writes nothing."""
-    return {
-        "summary": summary_table(judgments),
-        "comparisons": comparisons_table(judgments, n_resamples=n_resamples, seed=seed),
-        "open": open_table(judgments),
-        "elo": elo_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, seed=seed),
-        "elo_slope": elo_slope_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap,
-                                     seed=seed),
-        "positional_bias": diagnostics.positional_bias(judgments),
-        "assignment": diagnostics.accuracy_by_assignment(judgments),
-        "calibration": diagnostics.calibration(judgments),
-        "reliability": diagnostics.reliability(judgments),
-        "costs": diagnostics.cost_table(judgments, turns),
-        "verification": diagnostics.verification_rates(
-            turns if turns is not None else pd.DataFrame(), judgments),
-        "calls": diagnostics.calls_summary(calls),
-    }
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    # Columns mixing numbers and strings (e.g. a config value) would make pyarrow refuse.
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            kinds = {type(v) for v in out[col].dropna()}
-            if len(kinds) > 1 and not kinds <= {int, float, bool}:
-                out[col] = out[col].map(lambda v: None if pd.isna(v) else str(v))
+def _grid(rows: list[list[str]], right: frozenset[int] = frozenset(), gap: int = 2) -> list[str]:
+    """Rows of cells as aligned text lines (columns in `right` right-aligned)."""
+    if not rows:
+        return []
+    table = [r for r in rows if len(r) > 1] or rows  # one-cell rows (group titles) stand alone
+    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(len(r) for r in table))]
+    out = []
+    for r in rows:
+        if len(r) == 1 and r is not table[0]:
+            out.append(r[0])
+            continue
+        cells = [(c.rjust(widths[i]) if i in right else c.ljust(widths[i])) for i, c in enumerate(r)]
+        out.append((" " * gap).join(cells).rstrip())
     return out
 
 
-def build_report(
-    run_dirs: Sequence[Path | str] | Path | str,
-    out_dir: Path | str | None = None,
+def _items_label(n: pd.Series) -> str:
+    v = sorted({int(x) for x in n if pd.notna(x) and x > 0})
+    if not v:
+        return "no items scored"
+    return f"{v[0]} items" if len(v) == 1 else f"{v[0]}–{v[-1]} items"
+
+
+def _judge_chunks(judges: list[str], cell: int, label: int, width: int) -> list[list[str]]:
+    per = max(1, (width - label) // (cell + 2))
+    return [judges[i:i + per] for i in range(0, len(judges), per)] or [[]]
+
+
+def accuracy_lines(summary: pd.DataFrame, judges: Sequence[str], errors: str, width: int = WIDTH,
+                   compact: bool = False) -> list[str]:
+    """Per task group: one row per condition, one column per judge (the spec's order);
+    failed episodes counted beside each cell."""
+    s = summary[summary["level"].eq("group") & ~summary["cross_play"].astype(bool)] if len(summary) else summary
+    if len(s) == 0:
+        return []
+    order = judge_order(s, judges)
+    cells: dict[tuple[str, str, str], str] = {}
+    for r in s.itertuples(index=False):
+        cell = acc_cell(r.accuracy, r.ci_low, r.ci_high, compact)
+        if r.n_errors:
+            cell += f" {r.n_errors}err" if compact else f" ({r.n_errors} err)"
+        cells[(str(r.group), str(r.condition), str(r.judge))] = cell
+    groups = sorted(s["group"].astype(str).unique(), key=group_rank)
+    cell_w = max(12, max(len(c) for c in cells.values()))
+    # condition labels get whatever the judge columns leave (at least 20 columns)
+    cut = max(20, width - 4 - len(order) * (cell_w + 2))
+    label_w = 2 + min(cut, max(len(str(c)) for c in s["condition"].astype(str).unique()))
+    how = "left out" if errors == "exclude" else "scored wrong"
+    unit = "%, " if compact else ""
+    lines = [f"Judge accuracy by task group ({unit}[95% normal CI over items]; err: failed episodes, {how})"]
+    for chunk in _judge_chunks(order, cell_w, label_w, width):
+        rows: list[list[str]] = [["", *[_cut(j, cell_w, keep_end=True) for j in chunk]]]
+        for g in groups:
+            gs = s[s["group"].astype(str).eq(g)]
+            rows.append([f"{g} ({_items_label(gs['n_items'])})"])
+            for cond in dict.fromkeys(gs["condition"].astype(str)):
+                rows.append(["  " + _cut(cond, cut), *[cells.get((g, cond, j), "") for j in chunk]])
+        lines += _grid(rows)
+    return lines
+
+
+def _p_text(p: Any, compact: bool) -> str:
+    if p is None or pd.isna(p):
+        return "p=—" if not compact else "—"
+    star = "*" if p < 0.05 else ""
+    if compact:
+        return ("<.001" if p < 0.001 else f"{p:.3f}".removeprefix("0")) + star
+    return f"p={p:.3f}{star}"
+
+
+def headline_lines(headline: pd.DataFrame, judges: Sequence[str], n_resamples: int,
+                   compact: bool = False) -> list[str]:
+    """The paper's comparisons: rows = group × judge, columns = comparisons. Each cell is
+    the difference and its p-value with its CI on the line below; compact: one line,
+    '+22 [+8,+36] .012*' in percentage points."""
+    if headline is None or len(headline) == 0:
+        return []
+    h = headline
+    comps = list(dict.fromkeys(h["comparison"].astype(str)))
+    order = judge_order(h, judges)
+    head1, head2 = [""], [""]
+    for c in comps:
+        a, _, b = c.partition(" − ")
+        head1.append(_cut(a + " −", 18))
+        head2.append(_cut(b, 18))
+    rows: list[list[str]] = [head1, head2]
+    by = {(str(r.group), str(r.judge), str(r.comparison)): r for r in h.itertuples(index=False)}
+    label = 20
+    for g in sorted(h["group"].astype(str).unique(), key=group_rank):
+        gh = h[h["group"].astype(str).eq(g)]
+        rows.append([f"{g} ({_items_label(gh['n_items'])})"])
+        for judge in [j for j in order if j in set(gh["judge"].astype(str))]:
+            top, bottom = ["  " + judge], [""]
+            for c in comps:
+                r = by.get((g, judge, c))
+                if r is None:
+                    top.append("")
+                    bottom.append("")
+                elif compact:
+                    ci = "—" if pd.isna(r.ci_low) else f"{r.ci_low * 100:+.0f},{r.ci_high * 100:+.0f}"
+                    top.append(f"{_num(r.diff * 100, '{:+.0f}')} [{ci}] {_p_text(r.p_value, True)}")
+                else:
+                    top.append(f"{_num(r.diff, '{:+.2f}')} {_p_text(r.p_value, False)}")
+                    bottom.append("[—]" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
+            rows += [top] if compact else [top, bottom]
+    # judge names get what the comparison columns leave
+    cols = [max(len(r[i]) for r in rows if len(r) > i) for i in range(1, len(comps) + 1)]
+    label = max(10, min(label, WIDTH - 2 - sum(c + 2 for c in cols)))
+    for r in rows:
+        if len(r) > 1 and r[0]:
+            r[0] = "  " + _cut(r[0].strip(), label, keep_end=True)
+    what = ("a − b in accuracy points [95% CI normal over paired items] p" if compact else
+            "accuracy a − b, p; below: [95% CI normal over paired items]")
+    return [f"Headline: the paper's comparisons: {what}; paired permutation test, {n_resamples:,} resamples; "
+            "* p < 0.05", *_grid(rows)]
+
+
+def agent_qa_lines(agent_qa: pd.DataFrame, compact: bool = False) -> list[str]:
+    a = agent_qa[agent_qa["level"].eq("group")] if agent_qa is not None and len(agent_qa) else None
+    if a is None or len(a) == 0:
+        return []
+    if compact:
+        parts = [f"{r.group} {acc_cell(r.accuracy, r.ci_low, r.ci_high)}" for r in a.itertuples(index=False)]
+        return [f"Agent's own QA ({', '.join(dict.fromkeys(a['agent'].astype(str)))}; picks the open protocols' "
+                f"sides): " + " · ".join(parts)]
+    rows = []
+    for r in a.itertuples(index=False):
+        err = f"  ({r.n_errors} err)" if r.n_errors else ""
+        rows.append(["  " + str(r.group), str(r.agent), str(r.protocol), acc_cell(r.accuracy, r.ci_low, r.ci_high),
+                     f"{r.n_items} items{err}"])
+    return ["Agent's own QA accuracy (not a judge: its answer picks the open protocols' sides)", *_grid(rows)]
+
+
+def failure_lines(failures: pd.DataFrame, errors: str, width: int = WIDTH, limit: int = 5) -> list[str]:
+    if failures is None or len(failures) == 0:
+        return []
+    n = int(failures["n_rows"].sum())
+    how = ("left out of accuracy and counted beside each cell as err; --errors-as-wrong scores them wrong"
+           if errors == "exclude" else "scored as wrong answers (--errors-as-wrong)")
+    rows = [["  model", "kind", "rows", "first error"]]
+    for r in failures.head(limit).itertuples(index=False):
+        rows.append(["  " + _cut(str(r.model), 24), str(r.kind), str(r.n_rows), " ".join(str(r.first_error).split())])
+    lines = [f"FAILURES: {n} judged instance(s) have no verdict because an episode failed ({how})",
+             *_grid(rows, right=frozenset({2}))]
+    if len(failures) > limit:
+        lines.append(f"  … {len(failures) - limit} more model/kind group(s) in report.html and failures.parquet")
+    return lines
+
+
+def _elo_cell(r: pd.Series) -> str:
+    if pd.isna(r["elo"]):
+        return "—"
+    ci = "" if pd.isna(r["ci_low"]) or pd.isna(r["ci_high"]) else f" [{r['ci_low']:+.0f},{r['ci_high']:+.0f}]"
+    return f"{r['elo']:+.0f}{ci}"
+
+
+def elo_lines(elo: pd.DataFrame, limit: int = 8) -> list[str]:
+    if elo is None or len(elo) == 0 or elo["elo"].notna().sum() == 0:
+        return []
+    e = elo[elo["group"].astype(str).eq("all")] if "group" in elo.columns else elo
+    lines = ["Debater Elo from cross-play games (95% bootstrap CI), by judge"]
+    for judge, block in e.groupby("judge", sort=False):
+        agg = block[block["kind"].eq("aggregate")].sort_values("elo", ascending=False)
+        rows = [[f"  judge {judge}", "aggregate", "arguing correct", "arguing incorrect"]]
+        for r in agg.head(limit).itertuples(index=False):
+            cell = {}
+            for kind in ("aggregate", "correct", "incorrect"):
+                k = block[block["kind"].eq(kind) & block["player"].astype(str).eq(str(r.player))]
+                cell[kind] = "—" if len(k) == 0 else _elo_cell(k.iloc[0])
+            rows.append(["    " + _cut(str(r.player), 24), cell["aggregate"], cell["correct"], cell["incorrect"]])
+        lines += _grid(rows)
+    return lines
+
+
+def collapse_notes(notes: Sequence[str]) -> list[str]:
+    """Identical notes once each, with a count: 'note (×5): …'."""
+    counts = Counter(notes)
+    return [f"note{f' (×{n})' if n > 1 else ''}: {text}" for text, n in counts.items()]
+
+
+def _wrap(lines: list[str], width: int) -> list[str]:
+    out = []
+    for line in lines:
+        if len(line) <= width or line.startswith(VERBATIM):
+            out.append(line)
+        elif not line.startswith(" "):  # prose wraps; table rows (indented) are cut
+            out += textwrap.wrap(line, width, subsequent_indent="  ")
+        else:
+            out.append(_cut(line, width))
+    return out
+
+
+def _trim(lines: list[str], keep: int, what: str) -> list[str]:
+    """The first `keep` lines of a section and a pointer to the rest."""
+    if keep >= len(lines):
+        return lines
+    keep = max(2, keep - 1)
+    return lines[:keep] + [f"  … {len(lines) - keep} more line(s) in report.html and {what}"]
+
+
+def summary_text(
+    judgments: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
     *,
-    seed: int = 0,
+    judges: Sequence[str] = (),
+    simulated: bool = False,
+    title: str = "",
+    errors: str = "exclude",
     n_resamples: int = 10_000,
-    elo_bootstrap: int = 500,
-    elo_scale: float = 400,
-    write_plots: bool = True,
-    write_html: bool = True,
-    max_transcripts: int | None = None,
-) -> ReportResult:
-    """Load run directories, compute every table, write parquet, PNG plots and report.html.
+    footer: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    width: int = WIDTH,
+    max_lines: int = MAX_LINES,
+) -> str:
+    """The terminal summary: failures (if any), the headline comparisons, accuracy per task
+    group and judge, the agent's own QA, Elo (when the tables have it), notes, and where
+    to find the rest. At most `max_lines` lines of at most `width` columns: when the full
+    form does not fit, the tables switch to a compact form (percentages, one line per
+    judge), then the longest sections are cut with a pointer to the report."""
+    j = normalize_judgments(judgments) if len(judgments) else judgments
+    n = len(j)
+    status = j["verdict_status"].astype(str) if n else pd.Series(dtype=str)
+    agent = int(is_agent_qa(j).sum()) if n else 0
+    n_err = int((status == "error").sum())
+    n_inv = int(status.isin(["invalid", "refused"]).sum())
+    top = [f"*** {SIM_BANNER}: numbers from the built-in simulated models, not real LLMs ***"] if simulated else []
+    top.append(f"{title + ' · ' if title else ''}{n:,} judged instances"
+               + (f" ({agent:,} the agent's own QA)" if agent else "")
+               + f" · {n_inv:,} invalid or refused (scored wrong) · {n_err:,} failed")
+    humans = sorted({str(v) for v in j["judge"].dropna() if str(v).startswith("human/")}) if n else []
+    if humans:  # people's verdicts (oversight judge-ui), scored like any judge
+        top.append(f"Human judges: {', '.join(humans)} (people, via oversight judge-ui)")
+    summary = tables.get("summary", pd.DataFrame())
+    headline = tables.get("headline", pd.DataFrame())
+    failures = tables.get("failures", pd.DataFrame())
 
-    `seed` drives the permutation tests and bootstraps, so a report is reproducible;
-    `n_resamples` (permutation tests) and `elo_bootstrap` trade precision for time.
-    `max_transcripts` caps the transcript browser (None = all).
-    """
-    dirs = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(d) for d in run_dirs]
-    if not dirs:
-        raise OversightError("No run directory given: pass at least one runs/NAME/<run_id>/.")
-    check_report_settings(seed, n_resamples, elo_bootstrap, elo_scale, max_transcripts)
-    judgments, turns, calls = load_frames(dirs)
-    if out_dir is not None:
-        out = Path(out_dir)
-    else:
-        first = dirs[0].parent if dirs[0].is_file() else dirs[0]
-        out = first if len(dirs) == 1 else first / "combined-report"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _write_error(out, out_dir is not None, exc) from None
-    simulated = is_simulated(judgments)
-    tables = compute_tables(judgments, turns, calls, seed=seed, n_resamples=n_resamples,
-                            elo_bootstrap=elo_bootstrap, elo_scale=elo_scale)
-    result = ReportResult(run_dirs=dirs, out_dir=out, judgments=judgments, turns=turns,
-                          calls=calls, simulated=simulated, tables=tables)
-    try:
-        _write_outputs(result, out, write_plots, write_html, max_transcripts)
-    except OSError as exc:  # a read-only folder or a full disk, half-way through
-        raise _write_error(out, out_dir is not None, exc) from None
-    return result
-
-
-def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_html: bool,
-                   max_transcripts: int | None) -> None:
-    for name, fname in TABLE_FILES.items():
-        table = result.tables[name]
-        if len(table) or name in ALWAYS_WRITTEN:
-            path = out / fname
-            _parquet_safe(table).to_parquet(path, index=False)
-            result.files[name] = path
-
-    if write_plots:
-        drawn = {
-            "accuracy": plots.plot_accuracy(result.tables["summary"], out / "accuracy.png", result.simulated),
-            "open": plots.plot_open(result.tables["open"], out / "open_protocols.png", result.simulated),
-            "elo": plots.plot_elo(result.tables["elo"], out / "elo.png", result.simulated),
-            "accuracy_vs_elo": plots.plot_accuracy_vs_elo(
-                result.tables["elo"], result.tables["elo_slope"], out / "accuracy_vs_elo.png", result.simulated),
-            "calibration": plots.plot_calibration(result.tables["reliability"], out / "calibration.png",
-                                                  result.simulated),
+    def sections(compact: bool) -> dict[str, list[str]]:
+        out = {
+            "failures": failure_lines(failures, errors, width, limit=3 if compact else 5),
+            "headline": headline_lines(headline, judges, n_resamples, compact),
+            "accuracy": accuracy_lines(summary, judges, errors, width, compact),
+            "agent_qa": agent_qa_lines(tables.get("agent_qa", pd.DataFrame()), compact),
+            "elo": elo_lines(tables.get("elo", pd.DataFrame())),
+            "notes": collapse_notes(notes),
         }
-        result.plots = {k: v for k, v in drawn.items() if v is not None}
-        result.files.update({f"plot_{k}": v for k, v in result.plots.items()})
+        if compact:
+            out["notes"] = [f"{len(notes)} note(s): see manifest.json"] if len(out["notes"]) > 1 else out["notes"]
+            out["elo"] = ["Debater Elo: see report.html and elo.parquet"] if out["elo"] else []
+        if n == 0:
+            out["headline"] = ["No judged instances: nothing to score."]
+        elif not out["headline"] and not out["elo"]:
+            cross = bool((j["agent_b"].notna() & j["agent"].notna()
+                          & (j["agent_b"].astype(object) != j["agent"].astype(object))).any())
+            out["headline"] = [
+                "Headline: an Elo tournament; `oversight report` fits the debaters' Elo ratings." if cross else
+                "Headline: none of the paper's protocol pairs (debate vs consultancy, debate vs QA, QA with vs "
+                "without article, open debate vs open consultancy) was run on common items."]
+        return {k: _wrap(v, width) for k, v in out.items()}
 
-    if write_html:
-        page = render_html(result, max_transcripts=max_transcripts)
-        result.html_path = out / "report.html"
-        result.html_path.write_text(page, encoding="utf-8")
-        result.files["html"] = result.html_path
+    def assemble(parts: dict[str, list[str]]) -> list[str]:
+        out = _wrap(list(top), width)
+        for key in ("failures", "headline", "accuracy", "agent_qa", "elo", "notes"):
+            if parts[key]:
+                out += ["", *parts[key]]
+        if footer:
+            out += ["", *_wrap(list(footer), width)]
+        return out
+
+    parts = sections(compact=False)
+    lines = assemble(parts)
+    if len(lines) > max_lines:
+        parts = sections(compact=True)
+        lines = assemble(parts)
+    # Still too long: cut the longer of the two big tables, a line at a time, then failures.
+    while len(lines) > max_lines:
+        over = len(lines) - max_lines
+        key = max(("headline", "accuracy"), key=lambda k: len(parts[k]))
+        if len(parts[key]) <= 4:
+            key = "failures" if len(parts["failures"]) > 4 else key
+            if len(parts[key]) <= 4:
+                break
+        what = {"headline": "headline.parquet", "accuracy": "summary.parquet"}.get(key, "failures.parquet")
+        body = [x for x in parts[key] if not x.startswith("  … ")]
+        parts[key] = _trim(body, max(4, len(parts[key]) - over - 1 if over > 1 else len(body) - 2), what)
+        lines = assemble(parts)
+    return "\n".join(line.replace(VERBATIM, "  ") for line in lines[:max_lines])
 
 
-def _write_error(out: Path, given: bool, exc: OSError) -> OversightError:
-    where = f"{out} (report --out)" if given else str(out)
-    failed = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
-    return OversightError(
-        f"Cannot write the report to {where}{failed}: {exc.strerror or clip(str(exc))}. "
-        f"Choose a folder that can be created and written with --out, or free some space."
-    )
-
-
-def _ci(lo: Any, hi: Any) -> str:
-    return f"[{lo:.3f}, {hi:.3f}]" if pd.notna(lo) and pd.notna(hi) else ""
-
-
-def _text_table(df: pd.DataFrame) -> str:
-    return df.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.3f}")
+def format_summary(result: ReportResult, notes: Sequence[str] = ()) -> str:
+    """The terminal summary of a built report, ending with where its files are."""
+    title = "; ".join(result.names[:2]) + (f" (+{len(result.names) - 2} runs)" if len(result.names) > 2 else "")
+    footer = []
+    if result.html_path is not None:
+        footer.append(f"Report: {result.html_path}  (every table, plot and transcript)")
+    n_tables = sum(1 for k in result.files if k in TABLE_FILES)
+    plots = ", ".join(p.name for p in result.plots.values())
+    if n_tables:
+        footer.append(f"Tables: {n_tables} parquet files in {result.out_dir}" + (f"; plots: {plots}" if plots else ""))
+    return summary_text(result.judgments, result.tables, judges=result.judges, simulated=result.simulated,
+                        title=title, errors=result.errors, n_resamples=result.n_resamples, footer=footer,
+                        notes=notes)
 
 
 def format_tables(result: ReportResult, task_level: bool = False) -> str:
-    """The headline tables as plain text: accuracy with 95% CI and invalid rate per group
-    (and per task with `task_level`), significant protocol differences, open protocols,
-    Elo, and the files written."""
-    lines: list[str] = []
-    if result.simulated:
-        lines += [f"*** {SIM_BANNER} ***", ""]
-    j = normalize_judgments(result.judgments)
-    n = len(j)
-    status = j["verdict_status"].astype(str)
-    lines.append(f"{n} judged instances from {len(result.run_dirs)} run(s); "
-                 f"{(status != 'ok').mean() if n else 0:.1%} not ok (counted wrong), "
-                 f"{(status == 'error').mean() if n else 0:.1%} failed.")
-    s = result.summary
-    if len(s):
-        d = s.copy()
-        d["95% CI"] = [_ci(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)]
-        d["invalid"] = d["invalid_rate"].map(lambda v: f"{v:.1%}")
-        n_cross = int(d["cross_play"].sum())
-        d = d[~d["cross_play"]]
-        cols = ["group", "condition", "judge", "n_items", "accuracy", "95% CI", "invalid"]
-        lines += ["", "Judge accuracy by task group (items' orders averaged; 95% CI over items)",
-                  _text_table(d[d["level"].eq("group")][cols])]
-        if n_cross:
-            lines.append("(cross-play tournament debates are summarised by Elo below)")
-        if task_level:
-            lines += ["", "Judge accuracy by task",
-                      _text_table(d[d["level"].eq("task")][["task", *cols[1:]]])]
-    c = result.comparisons
-    if len(c):
-        pairs = c[["protocol_a", "protocol_b"]].apply(tuple, axis=1)
-        g = c[c["level"].eq("group") & pairs.isin(KEY_PAIRS)].copy()
-        g["95% CI"] = [_ci(a, b) for a, b in zip(g["ci_low"], g["ci_high"], strict=True)]
-        g["sig"] = g["significant"].map({True: "*", False: ""})
-        lines += ["", "Key protocol comparisons by group (diff = a − b; paired permutation "
-                  "test; * p < 0.05; all pairs in comparisons.parquet)",
-                  _text_table(g[["group", "judge", "condition_a", "condition_b", "n_items",
-                                 "diff", "95% CI", "p_value", "sig"]])]
-    o = result.open
-    if len(o):
-        g = o[o["level"].eq("group")]
-        lines += ["", "Open protocols by group (win rate = judge sides with the agent's choice)",
-                  _text_table(g[["group", "condition", "judge", "n_items", "win_rate",
-                                 "agent_correct_rate", "accuracy_agent_correct",
-                                 "accuracy_agent_wrong"]])]
-    e = result.elo
-    if len(e):
-        lines += ["", "Debater Elo (95% bootstrap CI)",
-                  _text_table(e[["judge", "kind", "player", "elo", "ci_low", "ci_high",
-                                 "n_games", "selfplay_accuracy"]])]
-    sl = result.tables.get("elo_slope")
-    if sl is not None and len(sl):
-        lines += ["", "Judge accuracy vs Elo (slope per 100 Elo, 95% CI)", _text_table(sl)]
-    if result.files:
-        lines += ["", "Written:"] + [f"  {p}" for p in result.files.values()]
-    if result.simulated:
-        lines += ["", f"*** {SIM_BANNER} ***"]
-    return "\n".join(lines)
+    """Kept for callers of the first API: the terminal summary (`format_summary`)."""
+    return format_summary(result)
+
+
+def run_summary(
+    run_dir: Path | str,
+    judgments: pd.DataFrame | None = None,
+    *,
+    notes: Sequence[str] = (),
+    results: str = "",
+    report_command: str = "oversight report RUN_DIR",
+    seed: int = 0,
+    n_resamples: int = 10_000,
+    errors: str = "exclude",
+) -> str:
+    """The summary printed when `oversight run` finishes: the same as `oversight report`
+    prints, from the judgments alone, without Elo fits, plots or the HTML page (no scipy,
+    no matplotlib). The headline's tests use the report's seed and resamples, so their
+    p-values equal the report's."""
+    d = Path(run_dir)
+    j = judgments if judgments is not None else read_table(d / "judgments.parquet", "judgments")
+    manifest = read_manifest(d)
+    judges = judge_order(j, spec_judges(manifest)) if len(j) else []
+    comparisons = comparisons_table(j, n_resamples=n_resamples, seed=seed, errors=errors,
+                                    pairs=HEADLINE_PAIRS, levels=("group",))
+    tables = {
+        "summary": summary_table(j, errors=errors, levels=("group",)),
+        "headline": headline_table(comparisons, judges),
+        "agent_qa": agent_qa_table(j, errors=errors, levels=("group",)),
+        "failures": diagnostics.failures_table(j),
+    }
+    run_id = str(j["run_id"].dropna().iloc[0]) if "run_id" in j.columns and j["run_id"].notna().any() else d.name
+    title = f"{manifest['name']} / {run_id}" if manifest.get("name") else run_id
+    cross = "agent_b" in j.columns and bool(
+        (j["agent_b"].notna() & j["agent"].notna() & (j["agent_b"].astype(object) != j["agent"].astype(object))).any())
+    footer = [results] if results else []
+    footer += ["Full report (" + ("Elo ratings, " if cross else "") + "task-level tables, every pairwise test, "
+               "open-protocol splits, diagnostics, plots, transcripts):", f"{VERBATIM}{report_command}"]
+    return summary_text(j, tables, judges=judges, simulated=is_simulated(j), title=title, errors=errors,
+                        n_resamples=n_resamples, footer=footer, notes=notes)
+
+
+__all__ = [
+    "ALWAYS_WRITTEN",
+    "MAX_BOOTSTRAP",
+    "MAX_RESAMPLES",
+    "TABLE_FILES",
+    "ReportResult",
+    "RunData",
+    "build_report",
+    "check_report_settings",
+    "compute_tables",
+    "format_summary",
+    "format_tables",
+    "load_frames",
+    "load_run_data",
+    "read_table",
+    "run_summary",
+    "summary_text",
+]
+

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oversight.score import item_scores, summary_table
+from oversight.score import agent_qa_table, item_scores, summary_table
 
 
 def rows(task, item, outcomes, protocol="qa", judge="J", group="extractive", **extra):
@@ -59,23 +59,51 @@ def test_item_average_differs_from_row_average():
     assert r.n_rows == 6
 
 
-def test_error_and_inconsistent_rows_count_wrong():
+def test_failed_episodes_are_left_out_and_counted_invalid_and_refused_count_wrong():
     j = pd.DataFrame(rows("t", "a", [(True, "error"), (True, "ok")])
                      + rows("t", "b", [(True, "refused"), (True, "ok")]))
     j.loc[2, "is_correct"] = True  # a refused verdict must never count as correct
     r = only(summary_table(j), level="task")
-    assert r.accuracy == pytest.approx(0.5)
-    assert r.invalid_rate == pytest.approx(0.5)
-    assert r.error_rate == pytest.approx(0.25)
+    assert r.accuracy == pytest.approx((1.0 + 0.5) / 2)  # a: its one verdict; b: refused is wrong
+    assert r.n_errors == 1 and r.n_rows == 3 and r.errors == "exclude"
+    assert r.invalid_rate == pytest.approx(1 / 3)
+    assert r.error_rate == pytest.approx(1 / 4)
+    wrong = only(summary_table(j, errors="wrong"), level="task")
+    assert wrong.accuracy == pytest.approx(0.5) and wrong.n_errors == 1 and wrong.n_rows == 4
+    with pytest.raises(ValueError, match="errors"):
+        summary_table(j, errors="drop")
 
 
-def test_single_item_ci_is_the_point_and_clipping():
+def test_a_cell_whose_episodes_all_failed_shows_failures_not_a_score():
+    j = pd.DataFrame(rows("t", "a", [(True, "ok"), (True, "ok")], judge="good")
+                     + rows("t", "a", [(True, "error"), (True, "error")], judge="dead")
+                     + rows("t", "b", [(True, "error"), (True, "error")], judge="dead"))
+    dead = only(summary_table(j), level="task", judge="dead")
+    assert pd.isna(dead.accuracy) and dead.n_items == 0 and dead.n_errors == 4
+    assert only(summary_table(j, errors="wrong"), level="task", judge="dead").accuracy == 0.0
+
+
+def test_no_interval_from_fewer_than_two_items_and_clipping():
     j = pd.DataFrame(rows("t", "a", [(True, "ok"), (False, "ok")]))
     r = only(summary_table(j), level="task")
-    assert r.ci_low == r.accuracy == r.ci_high == 0.5
+    assert r.accuracy == 0.5 and pd.isna(r.ci_low) and pd.isna(r.ci_high)
+    assert r.ci_method == "normal95_items"
     j = pd.DataFrame(rows("t", "a", [(True, "ok")] * 2) + rows("t", "b", [(True, "ok")] * 2))
     r = only(summary_table(j), level="task")
     assert (r.ci_low, r.accuracy, r.ci_high) == (1.0, 1.0, 1.0)
+
+
+def test_the_agents_own_qa_is_its_own_table_not_a_judge():
+    j = pd.DataFrame(rows("t", "a", [(True, "ok"), (False, "ok")], judge="J")
+                     + rows("t", "b", [(True, "ok"), (True, "ok")], judge="J")
+                     + rows("t", "a", [(True, "ok"), (True, "ok")], judge="S", qa_role="agent")
+                     + rows("t", "b", [(False, "ok"), (True, "ok")], judge="S", qa_role="agent"))
+    s = summary_table(j)
+    assert set(s.judge) == {"J"}
+    a = agent_qa_table(j)
+    r = only(a, level="task")
+    assert r.agent == "S" and r.accuracy == pytest.approx(0.75) and r.n_items == 2
+    assert set(item_scores(j).judge) == {"J"}
 
 
 def test_group_rows_pool_items_of_all_tasks_by_task_and_item():

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from oversight.score import comparisons_table, paired_permutation
+from oversight.score import comparisons_table, headline_table, paired_permutation
+from oversight.score.compare import HEADLINE_PAIRS
 
 
 def frame(n_items=25, seed=0):
@@ -82,3 +83,57 @@ def test_no_common_items_gives_no_row_and_empty_input():
                                      "verdict_status": "ok"}])])
     assert len(comparisons_table(j, n_resamples=99)) == 0
     assert len(comparisons_table(pd.DataFrame(columns=["protocol"]))) == 0
+
+
+def test_numpy_test_equals_scipy_draw_for_draw():
+    # The report computes the test without scipy; it must be scipy's test exactly.
+    rng = np.random.default_rng(3)
+    f = lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis)  # noqa: E731
+    for _ in range(40):
+        n = int(rng.integers(2, 30))
+        a, b = rng.integers(0, 3, n) / 2, rng.integers(0, 3, n) / 2
+        resamples, seed = int(rng.choice([99, 999, 4096, 10_000])), int(rng.integers(0, 2**31))
+        direct = stats.permutation_test((a, b), f, permutation_type="samples", vectorized=True,
+                                        n_resamples=resamples, random_state=seed)
+        assert paired_permutation(a, b, resamples, seed)["p_value"] == direct.pvalue
+
+
+def test_one_item_has_no_test_and_big_seeds_work():
+    one = paired_permutation(np.array([1.0]), np.array([0.0]))
+    assert one["diff"] == 1.0 and np.isnan(one["p_value"]) and np.isnan(one["ci_low"])
+    a, b = np.ones(40), np.zeros(40)
+    assert paired_permutation(a, b, 999, seed=2**40)["p_value"] == pytest.approx(2 / 1000)
+
+
+def test_headline_keeps_the_papers_pairs_in_order_with_judges_in_spec_order():
+    rows = []
+    for judge in ("weak", "strong"):
+        for i in range(6):
+            for protocol, ok in (("qa", i % 2 == 0), ("qa_with_article", True), ("consultancy", i % 3 == 0),
+                                 ("debate", i != 1), ("open_consultancy", i % 2 == 0), ("open_debate", True)):
+                agent = None if protocol.startswith("qa") else "S"
+                rows.append({"task": "quality", "group": "extractive", "item_id": str(i), "protocol": protocol,
+                             "judge": judge, "agent": agent, "agent_b": agent, "is_correct": ok,
+                             "verdict_status": "ok"})
+    j = pd.DataFrame(rows)
+    head = headline_table(comparisons_table(j, n_resamples=99), judges=["weak", "strong"])
+    assert list(head.judge) == ["weak"] * 4 + ["strong"] * 4
+    assert list(head.comparison[:4]) == ["debate − consultancy", "debate − qa", "qa_with_article − qa",
+                                         "open_debate − open_consultancy"]
+    fast = comparisons_table(j, n_resamples=99, pairs=HEADLINE_PAIRS, levels=("group",))
+    assert len(fast) == 8
+    full = comparisons_table(j, n_resamples=99)
+    assert len(full) > len(fast) * 2
+    merged = fast.merge(full, on=["level", "judge", "condition_a", "condition_b"], suffixes=("", "_full"))
+    assert (merged.p_value == merged.p_value_full).all()  # the run's headline = the report's
+
+
+def test_failed_episodes_and_agent_qa_stay_out_of_comparisons():
+    j = frame(6)
+    j.loc[j.index[:4], "verdict_status"] = "error"
+    agent = j[j.protocol == "qa"].assign(judge="S", qa_role="agent")
+    both = pd.concat([j, agent], ignore_index=True)
+    table = comparisons_table(both, n_resamples=99)
+    assert set(table.judge) == {"J"}
+    kept = comparisons_table(j, n_resamples=99, errors="wrong")
+    assert (table.acc_b != kept.acc_b).any() or (table.n_items != kept.n_items).any()
