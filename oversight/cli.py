@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="response cache for this run: on (default), off, read (never write), write (never read)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a spec key, e.g. --set limit=4 --set debate.rounds=2")
+    r.add_argument("--batch", action="store_true",
+                   help="send calls through the providers' batch APIs (about half price, results within 24 h)")
+    r.add_argument("--detach", action="store_true",
+                   help="with --batch: exit once the first wave is submitted; --resume collects it")
+    r.add_argument("--batch-fallback", choices=["retry", "online"], default="retry",
+                   help="a request that fails inside a batch is retried in the next wave (default) or online")
+    r.add_argument("--batch-poll", type=float, default=None, metavar="SECONDS",
+                   help="how often to poll a submitted batch (default: the card's batch_poll_s, 30)")
 
     v = sub.add_parser("validate", help="check a spec, its model cards, tasks and keys")
     v.add_argument("spec")
@@ -65,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if bubblewrap is unavailable, run model-written programs under the weak in-process guard (escapable)",
     )
+    bt = sub.add_parser("batch", help="provider batches of a run made with --batch")
+    bt.add_argument("action", choices=["status"], help="status: the journaled batches and their provider state")
+    bt.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, runs/NAME/<run_id>")
     for command in sub.choices.values():
         # Accepted after the command too; SUPPRESS keeps a top-level --debug from being reset.
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -85,7 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from oversight.engine.runner import run
 
     result = run(args.spec, out=args.out, resume=args.resume, overrides=args.overrides,
-                 cache=args.cache, keep_errors=args.keep_errors)
+                 cache=args.cache, keep_errors=args.keep_errors, batch=args.batch, detach=args.detach,
+                 batch_fallback=args.batch_fallback, batch_poll_s=args.batch_poll)
     if result.status == "interrupted":
         return result.exit_code  # the runner has printed what was kept and how to resume
     # The same summary `oversight report` prints, from the judgments alone: pandas and numpy
@@ -247,7 +259,18 @@ def cmd_build_task(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from oversight.model.batch_status import batch_status
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise OversightError(f"No run directory at {run_dir}.")
+    batch_status(run_dir, sys.stdout)
+    return 0
+
+
 COMMANDS = {
+    "batch": cmd_batch,
     "run": cmd_run,
     "validate": cmd_validate,
     "report": cmd_report,
