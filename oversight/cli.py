@@ -91,7 +91,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         spec = load_spec(args.spec, args.overrides)
         prep = prepare(spec, args.spec, check_keys=False)
-        print_plan(prep, estimate(prep))
+        est = estimate(prep)
+        print_plan(prep, est)
+        if args.batch:
+            from oversight.engine.batch_plan import print_batch_plan
+
+            print_batch_plan(prep, est)
         return 0
     from oversight.engine.runner import run
 

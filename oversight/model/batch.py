@@ -161,7 +161,7 @@ class BatchContext:
         poll_s: float | None = None,
         fallback: Fallback = "retry",
         quiet_s: float | None = None,
-        on_wave: Callable[[str, int], None] | None = None,
+        on_wave: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.store = BatchStore(run_dir)
         self.put = put
@@ -170,6 +170,11 @@ class BatchContext:
         self.quiet_s = QUIET_S if quiet_s is None else quiet_s
         self.on_wave = on_wave
         self.collectors: list[BatchCollector] = []
+        # Waves in time: flushes with no batch result delivered between them (several
+        # models' collectors flushing at the same idle moment) are one wave.
+        self.wave_no = 0
+        self.deliveries = 0
+        self._wave_deliveries = -1
         self.submitted = asyncio.Event()  # set once this invocation has submitted a batch
 
     def collector(self, label: str, api: ModelAPI, poll_s: float) -> BatchCollector:
@@ -267,8 +272,11 @@ class BatchCollector:
                 continue  # calls are still arriving: the wave is not complete yet
             wave, self._pending = self._pending, {}
             self.stats.waves += 1
+            if self.ctx.deliveries != self.ctx._wave_deliveries:
+                self.ctx.wave_no += 1
+                self.ctx._wave_deliveries = self.ctx.deliveries
             if self.ctx.on_wave is not None:
-                self.ctx.on_wave(self.label, len(wave))
+                self.ctx.on_wave(self.label, len(wave), self.ctx.wave_no)
             self._sending = True
             try:
                 for chunk in self._split(wave):
@@ -362,6 +370,7 @@ class BatchCollector:
 
     def _resolve(self, watch: _Watch, poll: BatchPoll | None, error: ModelCallError | None) -> None:
         self._watches.pop(watch.batch_id, None)
+        self.ctx.deliveries += 1
         index = {k: i for i, k in enumerate(watch.keys)}
         for key, futs in watch.waiters.items():
             result: GenerateResponse | ModelCallError | None = error
@@ -392,6 +401,20 @@ def _fail(fut: asyncio.Future[GenerateResponse], err: ModelCallError) -> None:
         fut.set_exception(err)
 
 
+HOSTED_BATCH_PROVIDERS = ("openai", "anthropic", "google")
+
+
+def batch_eligible(card: Any, batch_all: bool) -> bool:
+    """Whether a run sends this model's calls in batches: `batch: true` on its card, or
+    `--batch` for a hosted provider's own endpoint. An `openai` card with another base_url
+    is usually a local server (vLLM, Ollama) without the Batch API: only its card can opt in."""
+    if card.batch:
+        return True
+    if not batch_all or card.provider not in HOSTED_BATCH_PROVIDERS:
+        return False
+    return card.provider != "openai" or card.base_url is None or "api.openai.com" in card.base_url
+
+
 def attach(
     models: dict[str, Any],
     run_dir: Path,
@@ -409,7 +432,7 @@ def attach(
     journaled = {str(r.get("label")) for r in read_batches(run_dir)}
     ctx: BatchContext | None = None
     for label, model in models.items():
-        wanted = batch_all or model.card.batch or label in journaled
+        wanted = batch_eligible(model.card, batch_all) or label in journaled
         if not wanted or not model.api.supports_batch:
             continue
         if ctx is None:

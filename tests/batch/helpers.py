@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from oversight.testing import LoopbackServer
 
@@ -32,13 +34,26 @@ def reply(body: dict[str, Any]) -> str:
 
 
 def card(provider: str, server: LoopbackServer, **extra: Any) -> dict[str, Any]:
+    """A card for the loopback server. An `openai` card with a base_url (as here) takes
+    part in `--batch` only with `batch: true` (pass batch=True), as for a real gateway."""
     return {"name": f"{provider}-batch", "provider": provider, "model": "fake-model", "base_url": server.base_url,
             "api_key_env": KEY_ENV[provider], "max_retries": 4, "timeout_s": 5.0, "prompt_cache": False,
             "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}, **extra}
 
 
+# The folder of card files the batch tests' specs name (conftest includes it in the catalogue).
+CATALOGUE: list[Path] = []
+
+
 def spec(provider: str, server: LoopbackServer, limit: int = 2, **extra: Any) -> dict[str, Any]:
-    c = card(provider, server, **extra)
+    """The spec names its model by a card file (rewritten on each call), so that switching
+    the card's `batch` on changes neither the spec nor, like any card field outside the run
+    identity, the episode and transcript ids."""
+    data = card(provider, server, **extra)
+    folder = CATALOGUE[-1] / "judges"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{data['name']}.yaml").write_text(yaml.safe_dump(data))
+    c = data["name"]
     return {"name": f"batch-{provider}", "tasks": ["boolq"], "limit": limit,
             "protocols": ["qa", "consultancy", "debate"], "agent": c, "judges": [c],
             "debate": {"rounds": 2}, "consultancy": {"rounds": 2}}

@@ -21,7 +21,8 @@ def test_batch_run_gives_the_online_judgments_at_half_price(tmp_path: Path, monk
         online = oversight.run(spec("openai", server), out=tmp_path / "online")
         online_calls = len(server.requests)
         monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-batch"))
-        batched = oversight.run(spec("openai", server), out=tmp_path / "batch", batch=True, batch_poll_s=0.001)
+        batched = oversight.run(spec("openai", server, batch=True), out=tmp_path / "batch", batch=True,
+                                batch_poll_s=0.001)
         assert len(server.requests) == online_calls  # nothing went online
         assert len(server.batch_requests) == online_calls
     assert online.status == batched.status == "complete"
@@ -57,7 +58,8 @@ def test_per_request_errors_and_an_expired_batch_are_retried_in_later_waves(
         online = _online(server, tmp_path, monkeypatch)
         server.batch_item_faults = [500, 429, 503]
         server.batch_expire = 1  # the first batch runs only half of its requests
-        batched = oversight.run(spec("openai", server), out=tmp_path / "batch", batch=True, batch_poll_s=0.001)
+        batched = oversight.run(spec("openai", server, batch=True), out=tmp_path / "batch", batch=True,
+                                batch_poll_s=0.001)
         assert not server.requests  # every retry went into a batch
     assert batched.status == "complete"
     pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(batched.judgments))
@@ -71,8 +73,8 @@ def test_fallback_online_retries_a_failed_batch_request_online(tmp_path: Path, m
     with FakeOpenAI(reply=reply) as server:
         online = _online(server, tmp_path, monkeypatch)
         server.batch_item_faults = [500]
-        batched = oversight.run(spec("openai", server), out=tmp_path / "batch", batch=True, batch_poll_s=0.001,
-                                batch_fallback="online")
+        batched = oversight.run(spec("openai", server, batch=True), out=tmp_path / "batch", batch=True,
+                                batch_poll_s=0.001, batch_fallback="online")
         assert len(server.requests) == 1  # the failed one, online
     pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(batched.judgments))
 
@@ -83,6 +85,18 @@ def test_a_bad_request_inside_a_batch_fails_its_episode_like_online(
     monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache"))
     with FakeOpenAI(reply=reply) as server:
         server.batch_item_faults = [400]
-        batched = oversight.run(spec("openai", server), out=tmp_path / "batch", batch=True, batch_poll_s=0.001)
+        batched = oversight.run(spec("openai", server, batch=True), out=tmp_path / "batch", batch=True,
+                                batch_poll_s=0.001)
     errors = batched.judgments[batched.judgments.verdict_status == "error"]
     assert len(errors) >= 1 and errors.error.str.contains("scripted 400").all()
+
+
+def test_batch_leaves_an_openai_compatible_server_online_unless_its_card_opts_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A base_url other than OpenAI's is usually vLLM or Ollama, which have no Batch API.
+    monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    with FakeOpenAI(reply=reply) as server:
+        result = oversight.run(spec("openai", server, limit=1), out=tmp_path / "run", batch=True, batch_poll_s=0.001)
+        assert server.requests and not server.batches
+    assert result.status == "complete"

@@ -45,9 +45,10 @@ def test_a_run_killed_after_submitting_resumes_by_fetching_its_batch(
         online = _online(server, tmp_path, monkeypatch)
         server.batch_hold = True  # the provider takes its time: the batch stays in progress
         out = tmp_path / "batch"
-        script = ("import json, sys, oversight; "
+        script = ("import json, sys, oversight; from oversight import catalogue; catalogue.include(sys.argv[3]); "
                   "oversight.run(json.loads(sys.argv[1]), out=sys.argv[2], batch=True, batch_poll_s=0.01)")
-        proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(spec("openai", server)), str(out)],
+        batch_spec = json.dumps(spec("openai", server, batch=True))
+        proc = subprocess.Popen([sys.executable, "-c", script, batch_spec, str(out), str(tmp_path / "catalogue")],
                                 env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             # Wait (by polling state, not by timing) until the first batch is journaled.
@@ -78,7 +79,8 @@ def test_detach_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         online = _online(server, tmp_path, monkeypatch)
         server.batch_hold = True
         out = tmp_path / "batch"
-        detached = oversight.run(spec("openai", server), out=out, batch=True, detach=True, batch_poll_s=0.001)
+        detached = oversight.run(spec("openai", server, batch=True), out=out, batch=True, detach=True,
+                                 batch_poll_s=0.001)
         assert detached.status == "detached" and detached.exit_code == 0
         assert read_manifest(out)["status"] == "detached"
         assert len(server.batches) == 1 and not any(b.ended for b in server.batches.values())
