@@ -265,7 +265,7 @@ def cmd_build_task(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from oversight.model.batch_status import batch_status
+    from oversight.engine.batch_status import batch_status
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
