@@ -1,10 +1,15 @@
 """oversight: compare scalable-oversight protocols (QA, consultancy, debate) with weak LLM
 judges and strong LLM agents. The public API:
 
-- `run(spec, out=None, resume=False) -> RunResult`
+- `run(spec, out=None, resume=False) -> RunResult` (works in a script and in Jupyter)
+- `await run_async(spec, out=None, resume=False) -> RunResult`
 - `load(run_dir) -> Results` with `.judgments`, `.turns`, `.calls` DataFrames
 - `load_items(task, path=None, limit=None, seed=0) -> list[Item]`
 - `fit_elo(games, scale=400, bootstrap=500, seed=0) -> DataFrame`
+- the scoring functions of `oversight.score` (`summary_table`, `comparisons_table`, ...)
+- `include(path)`: add a folder of your own tasks/, judges/, protocols/ or runs/ (like `--include`)
+- `register_provider(name, api_class)`: a provider for this process (packages use the
+  `oversight.providers` entry-point group)
 """
 
 from __future__ import annotations
@@ -13,26 +18,81 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Item", "OversightError", "Results", "RunResult", "fit_elo", "load", "load_items", "run"]
-
 if TYPE_CHECKING:
-    from oversight.engine.runner import RunResult, run
+    from oversight.catalogue import include
+    from oversight.engine.runner import RunResult, run, run_async
     from oversight.errors import OversightError
+    from oversight.model.registry import register as register_provider
+    from oversight.score import (
+        accuracy_by_assignment,
+        agent_qa_table,
+        build_report,
+        calibration,
+        comparisons_table,
+        cost_table,
+        elo_slope_table,
+        elo_table,
+        format_tables,
+        item_scores,
+        open_table,
+        paired_permutation,
+        positional_bias,
+        summary_table,
+    )
     from oversight.score.elo import fit_elo
     from oversight.store.tables import Results, load
     from oversight.task.card import load_items
     from oversight.task.item import Item
 
-_LAZY = {
-    "run": "oversight.engine.runner",
-    "RunResult": "oversight.engine.runner",
-    "load": "oversight.store.tables",
-    "Results": "oversight.store.tables",
-    "load_items": "oversight.task.card",
-    "Item": "oversight.task.item",
-    "fit_elo": "oversight.score.elo",
-    "OversightError": "oversight.errors",
+_SCORING = (
+    "accuracy_by_assignment", "agent_qa_table", "build_report", "calibration", "comparisons_table", "cost_table",
+    "elo_slope_table", "elo_table", "format_tables", "item_scores", "open_table", "paired_permutation",
+    "positional_bias", "summary_table",
+)  # fmt: skip
+
+# name -> (module, attribute)
+_LAZY: dict[str, tuple[str, str]] = {
+    "run": ("oversight.engine.runner", "run"),
+    "run_async": ("oversight.engine.runner", "run_async"),
+    "RunResult": ("oversight.engine.runner", "RunResult"),
+    "load": ("oversight.store.tables", "load"),
+    "Results": ("oversight.store.tables", "Results"),
+    "load_items": ("oversight.task.card", "load_items"),
+    "Item": ("oversight.task.item", "Item"),
+    "fit_elo": ("oversight.score.elo", "fit_elo"),
+    "OversightError": ("oversight.errors", "OversightError"),
+    "include": ("oversight.catalogue", "include"),
+    "register_provider": ("oversight.model.registry", "register"),
+    **{name: ("oversight.score", name) for name in _SCORING},
 }
+
+__all__ = [
+    "Item",
+    "OversightError",
+    "Results",
+    "RunResult",
+    "accuracy_by_assignment",
+    "agent_qa_table",
+    "build_report",
+    "calibration",
+    "comparisons_table",
+    "cost_table",
+    "elo_slope_table",
+    "elo_table",
+    "fit_elo",
+    "format_tables",
+    "include",
+    "item_scores",
+    "load",
+    "load_items",
+    "open_table",
+    "paired_permutation",
+    "positional_bias",
+    "register_provider",
+    "run",
+    "run_async",
+    "summary_table",
+]  # the names of _LAZY (tests/ecosystem/test_notebook.py checks)
 
 
 def __getattr__(name: str) -> Any:
@@ -40,5 +100,11 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'oversight' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so tab completion and dir() in a notebook show the API.
+    return sorted({*globals(), *_LAZY})

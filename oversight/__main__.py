@@ -1,5 +1,8 @@
+"""`python -m oversight`: the same as the `oversight` command."""
+
 import sys
 
 from oversight.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ traceback; `--debug` (or OVERSIGHT_DEBUG=1) shows the traceback for a bug report
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shlex
 import shutil
@@ -17,16 +18,38 @@ from pathlib import Path
 from oversight import catalogue
 from oversight.errors import OversightError, clip
 
+DESCRIPTION = """\
+Compare scalable-oversight protocols (direct QA, consultancy, debate) with weak LLM judges
+and strong LLM agents: run an experiment spec, score judge accuracy per protocol, and write
+parquet tables, plots and an HTML report. The bundled specs, tasks, judges and protocols
+work from any folder, by name; ./judges/, ./tasks/, ./protocols/ and ./runs/ add to them
+and take precedence. Runs with no API key via the built-in simulated models (sim/...)."""
+
+EXAMPLES = """\
+examples:
+  oversight run quickstart                    # the bundled offline demo; results in ./runs/quickstart/
+  oversight run runs/my_spec.yaml --dry-run   # plan, calls, tokens and dollars; calls nothing
+  oversight report runs/quickstart/<run_id>   # accuracy tables with CIs, plots, report.html"""
+
+INCLUDE_HELP = "a folder holding your own protocols/, tasks/, judges/ or runs/ (repeatable; before or after a command)"
+
+
+def _version() -> str:
+    from oversight import __version__
+
+    return f"oversight {__version__} (Python {sys.version.split()[0]})"
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="oversight", description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--include", action="append", default=[], metavar="PATH",
-                   help="extra folder holding protocols/, tasks/ or judges/ (repeatable)")
+    p = argparse.ArgumentParser(prog="oversight", description=DESCRIPTION, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=_version(), help="print the version and exit")
+    p.add_argument("--include", action="append", default=[], metavar="PATH", help=INCLUDE_HELP)
     p.add_argument("--debug", action="store_true", help="show the traceback of any error (also OVERSIGHT_DEBUG=1)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run an experiment spec")
-    r.add_argument("spec")
+    r.add_argument("spec", help="a spec file (runs/NAME.yaml) or the name of a bundled or local spec, e.g. quickstart")
     r.add_argument("--out", help="write results exactly to this directory")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run, repeating no finished call")
     r.add_argument("--dry-run", action="store_true", help="print the plan and estimated cost; call nothing")
@@ -46,11 +69,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="how often to poll a submitted batch (default: the card's batch_poll_s, 30)")
 
     v = sub.add_parser("validate", help="check a spec, its model cards, tasks and keys")
-    v.add_argument("spec")
-    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    v.add_argument("spec", help="a spec file or a spec name, as for `oversight run`")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a spec key, as for `oversight run`")
 
     rep = sub.add_parser("report", help="tables, plots and report.html for one or more runs")
-    rep.add_argument("run_dirs", nargs="+")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run directory, runs/NAME/<run_id>")
     rep.add_argument("--out", help="where to write the report (default: the first run directory)")
     rep.add_argument("--resamples", type=int, default=10_000, help="permutation-test resamples (default 10,000)")
     rep.add_argument("--seed", type=int, default=0, help="seed for permutation tests and bootstraps")
@@ -58,15 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--errors-as-wrong", action="store_true",
                      help="score failed episodes as wrong answers (default: leave them out and count them)")
 
-    ls = sub.add_parser("list", help="list tasks, protocols or models")
-    ls.add_argument("what", choices=["tasks", "protocols", "models"])
+    ls = sub.add_parser("list", help="list tasks, protocols, models (judges) or run specs, with where each is from")
+    ls.add_argument("what", choices=["tasks", "protocols", "models", "judges", "runs"],
+                    help="what to list; `judges` is the same as `models`")
+
+    ex = sub.add_parser("export", help="write a run in another tool's format (Inspect eval logs)")
+    ex.add_argument("format", choices=["inspect"], help="inspect: Inspect eval logs, for `inspect view`")
+    ex.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, runs/NAME/<run_id>")
+    ex.add_argument("--out", help="folder for the logs (default: RUN_DIR/inspect)")
 
     b = sub.add_parser("build-task", help="build a task file that needs a model (gsm8kqa, codeqa)")
-    b.add_argument("task", choices=["gsm8kqa", "codeqa"])
+    b.add_argument("task", choices=["gsm8kqa", "codeqa"], help="the task to build")
     b.add_argument("--from", dest="source", required=True, help="the upstream file (GSM8K JSONL, HumanEval.jsonl.gz)")
     b.add_argument("--model", required=True, help="model reference (card name or provider/model)")
-    b.add_argument("--samples", type=int, default=32)
-    b.add_argument("--out", required=True)
+    b.add_argument("--samples", type=int, default=32, help="programs sampled per problem (default 32)")
+    b.add_argument("--out", required=True, help="the task file to write")
     b.add_argument("--limit", type=int, default=None, help="only the first N problems")
     b.add_argument(
         "--unsafe-sandbox",
@@ -79,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         # Accepted after the command too; SUPPRESS keeps a top-level --debug from being reset.
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        # Its own destination: a subcommand's value would otherwise replace the top-level list.
+        command.add_argument("--include", action="append", default=argparse.SUPPRESS, metavar="PATH",
+                             dest="include_after", help=INCLUDE_HELP)
     return p
 
 
@@ -209,30 +242,76 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "tasks":
         from oversight.task.card import load_card
 
-        for name in catalogue.names("tasks"):
+        for e in catalogue.entries("tasks"):
             try:
-                tcard = load_card(name)
-                print(f"{name:<18} {tcard.group:<11} {_first_sentence(tcard.description)}")
+                tcard = load_card(e.name)
+                print(f"{e.name:<18} {tcard.group:<11} {_first_sentence(tcard.description, 70):<72} {_origin(e)}")
             except OversightError as exc:
-                print(f"{name:<18} (invalid card: {exc})")
+                print(f"{e.name:<18} (invalid card: {exc}) {_origin(e)}")
     elif args.what == "protocols":
         from oversight.engine.plan import PROTOCOLS
 
         descriptions = _protocol_descriptions()
         for name in PROTOCOLS:
             print(f"{name:<18} {descriptions.get(name, '')}")
+        local = [e for e in catalogue.entries("protocols") if e.origin != "bundled"]
+        if local:
+            print("Not bundled: " + "; ".join(f"{e.name} ({_origin(e)})" for e in local))
+    elif args.what == "runs":
+        _list_runs()
     else:
+        from oversight.model import registry
         from oversight.model.card import SIM_PRESETS, resolve_model
 
-        for name in catalogue.names("judges"):
+        for e in catalogue.entries("judges"):
             try:
-                card = resolve_model(name)
-                print(f"{name:<24} {card.provider}/{card.model}" + (f" @ {card.base_url}" if card.base_url else ""))
+                card = resolve_model(e.name)
+                model = f"{card.provider}/{card.model}" + (f" @ {card.base_url}" if card.base_url else "")
+                print(f"{e.name:<24} {model:<56} {_origin(e)}")
             except OversightError as exc:
-                print(f"{name:<24} (invalid card: {exc})")
+                print(f"{e.name:<24} (invalid card: {exc}) {_origin(e)}")
         for preset in SIM_PRESETS:
-            print(f"{'sim/' + preset:<24} built-in simulated model (offline)")
-        print("Any provider/model also works directly: openai/..., anthropic/..., google/..., sim/...")
+            print(f"{'sim/' + preset:<24} {'built-in simulated model (offline)':<56} built-in")
+        print(f"Any provider/model also works directly; providers: {', '.join(registry.names())}.")
+    return 0
+
+
+def _origin(e: catalogue.Entry) -> str:
+    """Where a catalogue file comes from, and what it hides (a local card named like a bundled one)."""
+    where = e.origin if e.origin == "bundled" else f"{e.origin}: {e.path}"
+    return where + (f" (overrides {', '.join(e.overrides)})" if e.overrides else "")
+
+
+def _list_runs() -> None:
+    """Every spec by name with its origin and how many runs of it ./runs/NAME/ holds."""
+    from oversight.config import read_yaml
+
+    for e in catalogue.entries("runs"):
+        try:
+            data = read_yaml(e.path)
+            about = str(data.get("description") or "") if isinstance(data, dict) else ""
+            if not about:  # the bundled specs explain themselves in their opening comment
+                lines = e.path.read_text(encoding="utf-8").splitlines()
+                about = " ".join(ln.lstrip("#").strip() for ln in itertools.takewhile(lambda ln: ln.startswith("#"),
+                                                                                     lines))
+        except (OversightError, OSError):
+            about = "(unreadable spec)"
+        out = Path("runs") / e.name
+        done = sum(1 for d in out.glob("*") if (d / "manifest.json").exists()) if out.is_dir() else 0
+        runs = f"{done} run(s) in ./runs/{e.name}/" if done else "no runs here yet"
+        print(f"{e.name:<20} {_first_sentence(about, 60):<62} {runs:<30} {_origin(e)}")
+    print("Run one by name: oversight run NAME (outputs go to ./runs/NAME/<run_id>/).")
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from oversight.export.inspect_log import export_inspect
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise OversightError(f"Run directory not found: {run_dir}.")
+    written = export_inspect(run_dir, args.out)
+    folder = written[0].parent if written else Path(args.out or run_dir / "inspect")
+    print(f"Wrote {len(written)} Inspect eval log(s) (one per task x protocol x judge) to {folder}. "
+          f"Open them with: inspect view --log-dir {shlex.quote(str(folder))}")
     return 0
 
 
@@ -281,6 +360,7 @@ COMMANDS = {
     "report": cmd_report,
     "list": cmd_list,
     "build-task": cmd_build_task,
+    "export": cmd_export,
 }
 
 
@@ -320,12 +400,25 @@ def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
             f"written, or free some space.")
 
 
+def _spec_path(spec: str) -> str:
+    """A spec file as given, or a spec name (`quickstart`) found in the runs/ folders."""
+    resolved = catalogue.resolve_spec(spec)
+    if resolved == spec and not Path(spec).exists() and Path(spec).suffix == "" and "/" not in spec:
+        from oversight.errors import unknown_name
+
+        raise unknown_name("run spec (no such file, and no spec of that name in ./runs/ or bundled)", spec,
+                           catalogue.names("runs"))
+    return resolved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("OVERSIGHT_DEBUG", "") not in ("", "0")
     try:
-        for inc in args.include:
+        for inc in [*args.include, *getattr(args, "include_after", [])]:
             catalogue.include(inc)
+        if args.command in ("run", "validate"):
+            args.spec = _spec_path(args.spec)
         return COMMANDS[args.command](args)
     except OversightError as exc:
         if debug:

@@ -141,8 +141,7 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
             self_play=t.self_play, seed=spec.seed, limit=spec.limit, where=source,
         )
     if check_keys:
-        for card in cards.values():
-            card.api_key()  # a missing key is an error before any call is made
+        _check_keys(cards, source)
     _check_images(items, cards, roles, source)
     _check_articles(items, spec, variants, source)
     base = options_from(spec)
@@ -161,6 +160,24 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
     plan.episodes.extend(tournament)
     return Prepared(spec, cards, roles, debaters, items, skipped, plan, base, task_cards, task_paths, variants,
                     variant_options)
+
+def _check_keys(cards: dict[str, ModelCard], source: str) -> None:
+    """A missing key is an error before any call is made; every missing one is named at
+    once, so that one `validate` tells the user all the variables to export."""
+    needed = {label: card.missing_key() for label, card in cards.items()}
+    missing = {label: env for label, env in needed.items() if env}
+    if len(missing) == 1:
+        cards[next(iter(missing))].api_key()  # the single-model message, with its own hints
+    if missing:
+        listing = "; ".join(f"'{label}' needs {env}" for label, env in missing.items())
+        raise OversightError(
+            f"{source}: {len(missing)} models need API keys that are not set in the environment: {listing}. "
+            f"Export them (e.g. `export NAME=...`) or point each card's api_key_env at the variable that "
+            f"holds its key; local servers need none (give the card a base_url, or a provider such as vllm)."
+        )
+    for card in cards.values():
+        card.api_key()  # reads each key once, which registers it for scrubbing from any error text
+
 
 def _check_images(
     items: dict[str, list[Item]], cards: dict[str, ModelCard], roles: dict[str, list[str]], source: str

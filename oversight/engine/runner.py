@@ -9,15 +9,22 @@ every call they already made is answered from the response cache.
 
 Totals and the budget span every invocation of a run: they are computed from the journal,
 whose `pass` records also account for calls made by episodes an invocation did not finish.
+
+`run` works in a script and inside a running event loop (Jupyter, or called from a
+coroutine); `await run_async(...)` is the same run for async code. Either way the run's
+own event loop lives in a worker thread when the caller's thread already runs one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import platform
 import sys
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -362,8 +369,9 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
                 await m.api.aclose()
 
     try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
+        _drive(main)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C in a script, the stop button in Jupyter, or a cancelled `await run_async()`.
         state.status = "interrupted"
     finally:
         # If the journal cannot be written, the fatal message already says so.
@@ -399,3 +407,104 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
         print(f"\nInterrupted: {t['episodes_done'] + t['episode_errors']} of {t['episodes_planned']} episodes "
               f"are kept in {run_dir}. Finish with: {command} --resume --out {run_dir}", file=state.stream)
     return result
+
+
+class _Stopper:
+    """Stops a run from another thread: cancels the main task of the run's own loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._target: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+
+    def attach(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        with self._lock:
+            self._target = (asyncio.get_running_loop(), task)
+            stopped = self._stopped
+        if stopped:  # asked to stop before the run's loop existed
+            task.cancel()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            target = self._target
+        if target is not None:
+            loop, task = target
+            with contextlib.suppress(RuntimeError):  # the loop has already closed: nothing to stop
+                loop.call_soon_threadsafe(task.cancel)
+
+
+# Set by run_async for the run() it starts in a worker thread (to_thread copies the context).
+_STOPPER: contextvars.ContextVar[_Stopper | None] = contextvars.ContextVar("oversight_run_stopper", default=None)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _drive(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `main()` to completion on an event loop of its own.
+
+    In a script that is asyncio.run here. In a thread that already runs a loop (Jupyter),
+    asyncio.run refuses to nest, and the run's clean-up, which cancels every task of its
+    loop, must not touch the caller's tasks: so the loop runs in a worker thread, and an
+    interrupt of the waiting caller stops the run as Ctrl-C would.
+    """
+    stopper = _STOPPER.get() or _Stopper()
+
+    async def guarded() -> None:
+        stopper.attach()
+        await main()
+
+    if not _loop_running():
+        asyncio.run(guarded())
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(guarded())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="oversight-run", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        stopper.stop()
+        worker.join()
+        raise
+    if failure:
+        raise failure[0]
+
+
+async def run_async(
+    spec: RunSpec | dict[str, Any] | str | Path,
+    out: str | Path | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> RunResult:
+    """`run` for async code (`await oversight.run_async(spec)` in Jupyter): the run goes on in
+    a worker thread, so the caller's event loop stays responsive. Cancelling the await stops
+    the run as Ctrl-C would: what finished is kept and sealed, and the cancellation is
+    re-raised once the run directory is consistent."""
+    stopper = _Stopper()
+    token = _STOPPER.set(stopper)
+    try:
+        pending = asyncio.ensure_future(asyncio.to_thread(run, spec, out, resume, **options))
+    finally:
+        _STOPPER.reset(token)
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        stopper.stop()
+        with contextlib.suppress(BaseException):
+            await pending  # let the run seal what it finished before giving up the directory
+        raise

@@ -9,23 +9,26 @@ or failing every call later: `max_concurrency` 1 … 4,096 (each slot may hold a
 out of a budget below one); `max_tokens` ≤ 1,000,000; `temperature` 0 … 2; `timeout_s`
 ≤ 3,600; `max_retries` ≤ 100; prices ≥ 0; every float finite. `base_url` is an http(s)
 URL and `api_key_env` the name of an environment variable.
+
+`provider` is any name in the provider registry (oversight/model/registry.py): the built-in
+ones and those installed packages add. A provider with a default server (vllm, sglang,
+ollama, llama_cpp) fills in `base_url` when the card leaves it out. The key comes from
+`api_key_env` when set, else from the provider's own variables (Google: GOOGLE_API_KEY or
+GEMINI_API_KEY); an `openai` card with a base_url and no `api_key_env` needs no key.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from oversight import catalogue
 from oversight.config import Strict, read_yaml, validate
 from oversight.errors import OversightError, excerpt, unknown_name
-
-PROVIDERS = ("openai", "anthropic", "google", "sim")
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "google": "GEMINI_API_KEY"}
-
+from oversight.model import registry
 
 MAX_MODEL_CONCURRENCY = 4_096
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -57,7 +60,7 @@ class SimParams(Strict):
 
 class ModelCard(Strict):
     name: str | None = None  # filled in from the file name or reference
-    provider: Literal["openai", "anthropic", "google", "sim"]
+    provider: str  # a registry name (oversight/model/registry.py), checked below
     model: str = Field(min_length=1)
     base_url: str | None = None
     api_key_env: str | None = None
@@ -88,6 +91,20 @@ class ModelCard(Strict):
     batch_price: Price | None = None
     batch_poll_s: float = Field(30.0, gt=0, le=86_400, allow_inf_nan=False)  # how often a batch is polled
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        if v not in registry.names():
+            raise ValueError(registry.known_message(v))
+        return v
+
+    @model_validator(mode="after")
+    def _provider_defaults(self) -> ModelCard:
+        # A named local server (vllm, ollama, ...) at its usual address unless the card says otherwise.
+        if self.base_url is None:
+            self.base_url = registry.info(self.provider).base_url
+        return self
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
@@ -115,14 +132,27 @@ class ModelCard(Strict):
     def label(self) -> str:
         return self.name or f"{self.provider}/{self.model}"
 
-    def key_env(self) -> str | None:
-        if self.provider == "sim":
-            return None
+    def key_envs(self) -> tuple[str, ...]:
+        """The environment variables that may hold this model's key, preferred first; ()
+        when it needs none."""
         if self.api_key_env:
-            return self.api_key_env
+            return (self.api_key_env,)
         if self.provider == "openai" and self.base_url:
-            return None  # local OpenAI-compatible servers usually need no key
-        return DEFAULT_KEY_ENV[self.provider]
+            return ()  # local OpenAI-compatible servers usually need no key
+        return registry.info(self.provider).key_envs
+
+    def key_env(self) -> str | None:
+        """The variable the key is read from: the first accepted one that is set."""
+        envs = self.key_envs()
+        return next((e for e in envs if os.environ.get(e)), envs[0] if envs else None)
+
+    def missing_key(self) -> str | None:
+        """What to set when this model's key is missing (e.g. "GOOGLE_API_KEY or
+        GEMINI_API_KEY"), or None when it is there or not needed."""
+        envs = self.key_envs()
+        if not envs or any(os.environ.get(e) for e in envs):
+            return None
+        return " or ".join(envs)
 
     def api_key(self) -> str | None:
         env = self.key_env()
@@ -134,10 +164,12 @@ class ModelCard(Strict):
         # Registered the moment it is read, so no error text or log line can carry it.
         redact.register(value)
         if not value:
+            envs = self.key_envs()
+            where = (f"the environment variable {env}" if len(envs) == 1 else
+                     f"{' or '.join(envs)} (either works; {envs[0]} wins if both are set)")
             raise OversightError(
-                f"Model '{self.label}' needs an API key in the environment variable {env}, "
-                f"which is not set. Export it (e.g. `export {env}=...`) or point the card's "
-                f"api_key_env at the variable that holds it."
+                f"Model '{self.label}' needs an API key in {where}, which is not set. Export it "
+                f"(e.g. `export {env}=...`) or point the card's api_key_env at the variable that holds it."
             )
         return value
 
@@ -183,8 +215,8 @@ def resolve_model(ref: str | dict[str, Any], where: str = "spec") -> ModelCard:
         return validate(ModelCard, data, str(path))
     if "/" in ref:
         provider, model = ref.split("/", 1)
-        if provider not in PROVIDERS:
-            raise unknown_name("provider", provider, PROVIDERS, where)
+        if provider not in registry.names():
+            raise unknown_name("provider", provider, registry.names(), where)
         data = {"name": ref, "provider": provider, "model": model}
         if provider == "sim":
             data["sim"] = sim_preset(model, where)

@@ -1,4 +1,8 @@
-"""Task cards (tasks/NAME.yaml), the loader registry and seeded sampling."""
+"""Task cards (tasks/NAME.yaml), the loader registry and seeded sampling.
+
+A card's data is a local file (`path:`) or a Hugging Face dataset (`hf:`, task/hf.py),
+which is written once to a Parquet file that the loader reads like any other.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import PrivateAttr, model_validator
+
 from oversight import catalogue
 from oversight.config import Strict, load_yaml
 from oversight.errors import OversightError, unknown_name
+from oversight.task.hf import HF_LOADERS, HFSource, materialize
 from oversight.task.item import Item
 
 
@@ -19,6 +26,7 @@ class TaskCard(Strict):
     group: Literal["extractive", "closed", "multimodal"]
     loader: str
     path: str | None = None  # relative to the card's folder, else the working directory
+    hf: HFSource | None = None  # a Hugging Face dataset instead of `path` (task/hf.py)
     fields: dict[str, str] = {}  # generic loader: our field -> the file's column
     correct_base: int = 0  # generic loader: label is 0- or 1-based
     options: dict[str, Any] = {}  # loader-specific settings, documented per loader
@@ -27,11 +35,30 @@ class TaskCard(Strict):
     license: str = ""
     source: str = ""  # where the full upstream files come from
     card_path: str | None = None  # filled in when loaded from a file
+    _hf_file: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskCard:
+        if self.hf is not None and self.path is not None:
+            raise ValueError("give the data as either 'path' (a local file) or 'hf' (a Hugging Face dataset), not both")
+        if self.hf is not None and self.loader not in HF_LOADERS:
+            raise ValueError(
+                f"the {self.loader} loader reads its upstream file format, not a Hugging Face dataset; 'hf' works "
+                f"with the loaders {', '.join(HF_LOADERS)} (use 'path' for this one)"
+            )
+        return self
 
     def data_path(self, override: str | Path | None = None) -> Path:
+        if override is None and self.hf is not None:
+            if self._hf_file is None:  # loaded and written once per card
+                self._hf_file = materialize(self.hf, self.card_path, f"Task card {self.card_path or self.name} (hf)")
+            return self._hf_file
         raw = override if override is not None else self.path
         if raw is None:
-            raise OversightError(f"Task card {self.card_path or self.name}: no data file ('path') is set.")
+            raise OversightError(
+                f"Task card {self.card_path or self.name}: no data is set; give 'path' (a local file) or "
+                f"'hf' (a Hugging Face dataset)."
+            )
         p = Path(raw).expanduser()
         if p.is_absolute() or override is not None:
             return p

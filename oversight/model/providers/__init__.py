@@ -1,34 +1,20 @@
-"""Provider adapters, looked up by name. SDK imports happen lazily, so a missing extra
-only matters for the provider that needs it."""
+"""Provider adapters, looked up by name in the registry (oversight/model/registry.py): the
+built-in ones (openai, anthropic, google, sim; vllm, sglang, ollama and llama_cpp, which are
+OpenAI-compatible servers; transformers, in process) and any that an installed package adds
+through the `oversight.providers` entry-point group. SDK imports happen lazily, so a missing
+extra only matters for the provider that needs it."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from oversight.errors import OversightError
+from oversight.model import registry
 from oversight.model.api import ModelAPI
 from oversight.model.card import ModelCard
 
-_MODULES = {
-    "openai": ("oversight.model.providers.openai", "OpenAIAPI", "openai"),
-    "anthropic": ("oversight.model.providers.anthropic", "AnthropicAPI", "anthropic"),
-    "google": ("oversight.model.providers.google", "GoogleAPI", "google"),
-    "sim": ("oversight.model.providers.sim", "SimAPI", None),
-}
-
 
 def provider_class(provider: str) -> type[ModelAPI]:
-    module, cls, extra = _MODULES[provider]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise OversightError(
-            f"The '{provider}' provider needs its SDK, which is not installed ({exc.name}). "
-            f"Install it with `pip install 'oversight[{extra}]'`."
-        ) from None
-    api: type[ModelAPI] = getattr(mod, cls)
-    return api
+    return registry.provider_class(provider)
 
 
 def make_api(card: ModelCard, http_client: Any = None) -> ModelAPI:
