@@ -53,6 +53,11 @@ def choose_run_dir(spec: RunSpec, out: str | Path | None, resume: bool) -> Path:
         d = latest
     else:
         d = Path("runs") / spec.name / new_run_id()
+        # Two runs started within the same second (a notebook cell run twice) get ~2, ~3, …
+        n = 1
+        while holds_run(d) or d.exists():
+            n += 1
+            d = d.with_name(f"{d.name.split('~')[0]}~{n}")
     if holds_run(d) and not resume:
         raise OversightError(
             f"{d} already holds a run. Add --resume to finish it, or choose another --out directory."

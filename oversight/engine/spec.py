@@ -175,7 +175,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> RunSpec:
-    p = Path(path)
+    """A spec file, or a spec's name (`quickstart`) found in ./runs/ or the bundled specs."""
+    from oversight.catalogue import resolve_spec
+
+    p = Path(resolve_spec(str(path)))
     data = read_yaml(p)
     if not isinstance(data, dict):
         raise OversightError(f"{p}: a run spec must be a mapping of keys to values.")

@@ -535,3 +535,22 @@ def test_every_judgment_leads_to_its_item_and_the_exact_prompt_its_judge_saw(tmp
     assert len(res.prompts) == len({json.dumps(m, sort_keys=True) for m in sent})
     quality = res.items[res.items.task == "quality"]
     assert quality.article_sha256.notna().all() and (quality.article_chars > 0).all()
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    from oversight.engine import rundir
+
+    monkeypatch.setattr(rundir, "new_run_id", lambda: "20261130-000000-0001")
+    spec = {"name": "same", "tasks": ["boolq"], "limit": 1, "protocols": ["qa"], "judges": ["sim/weak"]}
+    first = oversight.run(spec)
+    second = oversight.run(spec)
+    assert first.run_dir != second.run_dir and second.run_dir.name == "20261130-000000-0001~2"
+    assert (second.run_dir / "judgments.parquet").exists()
+
+
+def test_the_python_api_runs_a_bundled_spec_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = oversight.run("quickstart", overrides=["limit=1", "tasks=[boolq]", "protocols=[qa]"])
+    assert r.status == "complete" and r.run_dir.parts[:2] == ("runs", "quickstart")
