@@ -103,6 +103,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if bubblewrap is unavailable, run model-written programs under the weak in-process guard (escapable)",
     )
+    ui = sub.add_parser("judge-ui", help="a local web app where people judge a run's episodes (human judges)")
+    ui.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, runs/NAME/<run_id>")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; any other needs the access token)")
+    ui.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    ui.add_argument("--token", help="access token browsers must present (made and printed if the host is not loopback)")
+    ui.add_argument("--protocols", metavar="V1,V2", help="only these protocol variants (default: every qa, "
+                    "consultancy and debate variant of the run)")
+    ui.add_argument("--limit", type=int, default=None, help="at most N episodes per judge")
+    ui.add_argument("--once-per-item", action="store_true",
+                    help="at most one episode of each question per judge (a person remembers what they read)")
+    ui.add_argument("--seal", action="store_true",
+                    help="only write the run's tables from its journal (human verdicts included), then exit")
     bt = sub.add_parser("batch", help="provider batches of a run made with --batch")
     bt.add_argument("action", choices=["status"], help="status: the journaled batches and their provider state")
     bt.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, runs/NAME/<run_id>")
@@ -249,11 +262,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             except OversightError as exc:
                 print(f"{e.name:<18} (invalid card: {exc}) {_origin(e)}")
     elif args.what == "protocols":
-        from oversight.engine.plan import PROTOCOLS
-
-        descriptions = _protocol_descriptions()
-        for name in PROTOCOLS:
-            print(f"{name:<18} {descriptions.get(name, '')}")
+        _list_protocols()
         local = [e for e in catalogue.entries("protocols") if e.origin != "bundled"]
         if local:
             print("Not bundled: " + "; ".join(f"{e.name} ({_origin(e)})" for e in local))
@@ -302,6 +311,7 @@ def _list_runs() -> None:
         print(f"{e.name:<20} {_first_sentence(about, 60):<62} {runs:<30} {_origin(e)}")
     print("Run one by name: oversight run NAME (outputs go to ./runs/NAME/<run_id>/).")
 
+
 def cmd_export(args: argparse.Namespace) -> int:
     from oversight.export.inspect_log import export_inspect
 
@@ -321,25 +331,49 @@ def _first_sentence(text: str, width: int = 90) -> str:
     return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + " …"
 
 
-def _protocol_descriptions() -> dict[str, str]:
-    from oversight.config import read_yaml
+def _list_protocols() -> None:
+    """Each preset with its base protocol and the settings it changes (a variant of the
+    spec's settings); the six base protocols first."""
+    from oversight.protocol.presets import BASES, load_preset, preset_names
 
-    out: dict[str, str] = {}
-    for folder in catalogue.folders("protocols"):
-        for f in folder.glob("*.yaml"):
-            try:
-                data = read_yaml(f) or {}
-            except OversightError:
-                continue  # a broken preset is reported when a spec uses it; a listing goes on
-            if isinstance(data, dict) and data.get("description"):
-                out.setdefault(f.stem, _first_sentence(str(data["description"])))
-    return out
+    names = [*BASES, *sorted(n for n in preset_names() if n not in BASES)]
+    for name in names:
+        try:
+            preset = load_preset(name)
+        except OversightError as exc:
+            print(f"{name:<18} (invalid preset: {exc})")
+            continue
+        base = preset.base_protocol()
+        settings = ", ".join(f"{k}={v}" for k, v in preset.options.set_values().items())
+        extra = f"  [{base}: {settings}]" if name != base or settings else ""
+        print(f"{name:<18} {_first_sentence(preset.description, 50 if extra else 80)}{extra}")
 
 
 def cmd_build_task(args: argparse.Namespace) -> int:
     from oversight.task.build_cli import build_task
 
     build_task(args.task, args.source, args.model, args.samples, args.out, args.limit, args.unsafe_sandbox)
+    return 0
+
+
+def cmd_judge_ui(args: argparse.Namespace) -> int:
+    from oversight.humanui.serve import JudgeServer, Settings, seal_only
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise OversightError(f"Run directory not found: {run_dir}.")
+    if args.seal:
+        n = seal_only(run_dir)
+        print(f"Sealed {run_dir}: {n} human verdict(s) in judgments.parquet.")
+        return 0
+    if not 0 <= args.port <= 65535:
+        raise OversightError(f"--port must be 0 … 65535, got {args.port}.")
+    if args.limit is not None and args.limit < 1:
+        raise OversightError(f"--limit must be 1 or more, got {args.limit}.")
+    variants = [v.strip() for v in args.protocols.split(",") if v.strip()] if args.protocols else None
+    settings = Settings(host=args.host, port=args.port, token=args.token, variants=variants, limit=args.limit,
+                        once_per_item=args.once_per_item)
+    JudgeServer(run_dir, settings, stream=sys.stdout).run_forever()
     return 0
 
 
@@ -361,6 +395,7 @@ COMMANDS = {
     "list": cmd_list,
     "build-task": cmd_build_task,
     "export": cmd_export,
+    "judge-ui": cmd_judge_ui,
 }
 
 
