@@ -341,6 +341,11 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
                            batch_all=bool(opts.get("batch_all")), poll_s=opts.get("poll_s"),
                            fallback=opts.get("fallback", "retry"))
         state.batch_wide = batch_ctx is not None
+        if batch_ctx is not None:
+            # A wave may take hours: say when each goes out, so a quiet progress line is not a hang.
+            batch_ctx.on_wave = lambda label, n, wave: print(
+                f"batch wave {wave}: {n:,} call(s) of {label} submitted; waiting for the provider",
+                file=state.stream, flush=True)
         try:
             running = asyncio.ensure_future(state.execute(models, journal))
             if batch_ctx is not None and opts.get("detach"):

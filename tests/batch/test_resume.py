@@ -20,7 +20,8 @@ import pytest
 import oversight
 from oversight.engine.rundir import read_manifest
 from oversight.model.batch import read_batches
-from oversight.testing import FakeOpenAI
+from oversight.testing import FakeOpenAI, LoopbackServer
+from oversight.testing_providers import FakeAnthropic, FakeGemini
 from tests.batch.helpers import reply, sorted_rows, spec
 
 
@@ -32,7 +33,7 @@ def _online(server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return result.judgments
 
 
-def _sent_once(server: FakeOpenAI) -> None:
+def _sent_once(server: LoopbackServer) -> None:
     """No request was put into two batches: nothing paid for was sent again."""
     sent = Counter(json.dumps(body, sort_keys=True) for b in server.batches.values() for _, body in b.items)
     assert sent and max(sent.values()) == 1
@@ -74,19 +75,26 @@ def test_a_run_killed_after_submitting_resumes_by_fetching_its_batch(
     assert first[0] in {r["batch_id"] for r in records if r["type"] == "collected"}
 
 
-def test_detach_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with FakeOpenAI(reply=reply) as server:
-        online = _online(server, tmp_path, monkeypatch)
+SERVERS: dict[str, type[LoopbackServer]] = {"openai": FakeOpenAI, "anthropic": FakeAnthropic, "google": FakeGemini}
+
+
+@pytest.mark.parametrize("provider", sorted(SERVERS))
+def test_detach_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: str) -> None:
+    with SERVERS[provider](reply=reply) as server:
+        monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-online"))
+        online = oversight.run(spec(provider, server), out=tmp_path / "online").judgments
+        monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-batch"))
+        server.requests.clear()
         server.batch_hold = True
         out = tmp_path / "batch"
-        detached = oversight.run(spec("openai", server, batch=True), out=out, batch=True, detach=True,
+        detached = oversight.run(spec(provider, server, batch=True), out=out, batch=True, detach=True,
                                  batch_poll_s=0.001)
         assert detached.status == "detached" and detached.exit_code == 0
         assert read_manifest(out)["status"] == "detached"
         assert len(server.batches) == 1 and not any(b.ended for b in server.batches.values())
         server.batch_hold = False
         # No --batch needed: the journaled batches say this run's model is batch-enabled.
-        resumed = oversight.run(spec("openai", server), out=out, resume=True, batch_poll_s=0.001)
+        resumed = oversight.run(spec(provider, server), out=out, resume=True, batch_poll_s=0.001)
         assert not server.requests
     assert resumed.status == "complete"
     pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
