@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -131,6 +132,7 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
+        self._batch_ids = itertools.count(1)
 
     @property
     def url(self) -> str:
@@ -169,7 +171,8 @@ class LoopbackServer:
 
     def new_batch(self, items: list[tuple[str, dict[str, Any]]], prefix: str) -> FakeBatch:
         with self._lock:
-            batch = FakeBatch(f"{prefix}{len(self.batches) + 1}", items)
+            # Numbered by a counter, not the dict's size: ids stay unique when a test deletes one.
+            batch = FakeBatch(f"{prefix}{next(self._batch_ids)}", items)
             self.batches[batch.id] = batch
         return batch
 

@@ -370,6 +370,14 @@ class BatchCollector:
                 # A failed poll changes nothing on the provider's side: ask again later,
                 # and give up on the calls (not the batch) only once it keeps failing.
                 errors += 1
+                if err.kind == "not_found":
+                    # The provider no longer knows the batch (deleted, or past its retention):
+                    # its calls can only be sent again. Marked collected so a resume does too.
+                    with contextlib.suppress(JournalWriteError):
+                        self.ctx.store.write({"type": "collected", "batch_id": watch.batch_id, "state": "not_found",
+                                              "label": self.label})
+                    self._resolve(watch, None, ModelCallError("timeout", f"batch {watch.batch_id} not found: {err}"))
+                    return
                 if not err.retryable or errors > self.api.card.max_retries:
                     self._resolve(watch, None, err)
                     return

@@ -100,3 +100,22 @@ def test_batch_leaves_an_openai_compatible_server_online_unless_its_card_opts_in
         result = oversight.run(spec("openai", server, limit=1), out=tmp_path / "run", batch=True, batch_poll_s=0.001)
         assert server.requests and not server.batches
     assert result.status == "complete"
+
+
+def test_a_batch_the_provider_lost_is_sent_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journaled batch the provider answers 404 for (deleted, past retention) is marked
+    collected, and its calls go into a new wave instead of failing the run."""
+    with FakeOpenAI(reply=reply) as server:
+        online = _online(server, tmp_path, monkeypatch)
+        server.batch_hold = True
+        out = tmp_path / "batch"
+        oversight.run(spec("openai", server, batch=True), out=out, batch=True, detach=True, batch_poll_s=0.001)
+        [lost] = list(server.batches)
+        del server.batches[lost]
+        server.batch_hold = False
+        resumed = oversight.run(spec("openai", server, batch=True), out=out, resume=True, batch_poll_s=0.001)
+        assert not server.requests
+    assert resumed.status == "complete"
+    pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
+    states = {r["batch_id"]: r.get("state") for r in read_batches(out) if r["type"] == "collected"}
+    assert states[lost] == "not_found"
