@@ -348,16 +348,23 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
                 file=state.stream, flush=True)
         try:
             running = asyncio.ensure_future(state.execute(models, journal))
-            if batch_ctx is not None and opts.get("detach"):
-                submitted = asyncio.ensure_future(batch_ctx.wait_detachable())
-                await asyncio.wait({running, submitted}, return_when=asyncio.FIRST_COMPLETED)
-                submitted.cancel()
+            if batch_ctx is not None:
+                budget = prep.spec.budget_usd
+                if budget is not None:
+                    batch_ctx.stop_before_wave = lambda: state.spent(models) >= budget
+                halted = asyncio.ensure_future(batch_ctx.halted.wait())
+                submitted = asyncio.ensure_future(batch_ctx.wait_detachable() if opts.get("detach")
+                                                  else asyncio.Event().wait())
+                await asyncio.wait({running, submitted, halted}, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (submitted, halted):
+                    waiter.cancel()
                 if not running.done():
-                    # The first wave is with the provider: nothing more can happen until it
-                    # ends, possibly hours from now. `--resume` collects it.
+                    # Detached: the first wave is with the provider and nothing more can happen
+                    # until it ends, possibly hours from now. Halted: the budget is spent. Either
+                    # way `--resume` goes on from the journaled batches.
                     running.cancel()
                     await asyncio.gather(running, return_exceptions=True)
-                    state.status = "detached"
+                    state.status = "budget_exhausted" if halted.done() and not halted.cancelled() else "detached"
             if not running.cancelled():
                 await running
         finally:

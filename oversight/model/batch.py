@@ -192,6 +192,11 @@ class BatchContext:
         self.quiet_s = QUIET_S if quiet_s is None else quiet_s
         self.on_wave = on_wave
         self.collectors: list[BatchCollector] = []
+        # Asked before each wave: true stops the run there (its budget is spent). Every
+        # episode starts at once in a batch run, so the per-episode budget check never
+        # fires after the start; this is where a batch run can stop cleanly.
+        self.stop_before_wave: Callable[[], bool] | None = None
+        self.halted = asyncio.Event()
         # Waves in time: flushes with no batch result delivered between them (several
         # models' collectors flushing at the same idle moment) are one wave.
         self.wave_no = 0
@@ -292,6 +297,9 @@ class BatchCollector:
                 await asyncio.sleep(self.ctx.quiet_s)
             if self._arrivals != seen and len(self._pending) < self.api.batch_max_requests:
                 continue  # calls are still arriving: the wave is not complete yet
+            if self.ctx.stop_before_wave is not None and self.ctx.stop_before_wave():
+                self.ctx.halted.set()  # the run stops; the calls held are sent by a resume
+                return
             wave, self._pending = self._pending, {}
             self.stats.waves += 1
             if self.ctx.deliveries != self.ctx._wave_deliveries:

@@ -99,3 +99,19 @@ def test_detach_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pro
     assert resumed.status == "complete"
     pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
     _sent_once(server)
+
+
+def test_a_spent_budget_stops_a_batch_run_before_the_next_wave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeOpenAI(reply=reply) as server:
+        online = _online(server, tmp_path, monkeypatch)
+        out = tmp_path / "batch"
+        capped = {**spec("openai", server, batch=True), "budget_usd": 0.001}
+        stopped = oversight.run(capped, out=out, batch=True, batch_poll_s=0.001)
+        assert stopped.status == "budget_exhausted"
+        waves_before = len(server.batches)
+        assert 1 <= waves_before < 6
+        resumed = oversight.run(spec("openai", server, batch=True), out=out, resume=True, batch_poll_s=0.001)
+        assert not server.requests
+    assert resumed.status == "complete"
+    pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
+    _sent_once(server)
