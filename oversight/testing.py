@@ -325,6 +325,7 @@ class FakeBatch:
 
     id: str
     items: list[tuple[str, dict[str, Any]]]
+    tag: dict[str, Any] = field(default_factory=dict)  # metadata (OpenAI) or display name (Gemini)
     polls: int = 0
     ended: bool = False
     expired: bool = False
@@ -375,7 +376,13 @@ class FakeOpenAI(LoopbackServer):
             spec = json.loads(raw)
             lines = [json.loads(x) for x in self.files[spec["input_file_id"]].decode().splitlines() if x.strip()]
             made = self.new_batch([(x["custom_id"], x["body"]) for x in lines], "batch_")
+            made.tag = dict(spec.get("metadata") or {})
             return _json(200, self._batch_object(made, spec["input_file_id"]))
+        if method == "GET" and route == "/v1/batches":
+            listed = [self._batch_object(b, "") for b in reversed(self.batches.values())]  # newest first
+            ends = (listed[0]["id"], listed[-1]["id"]) if listed else (None, None)
+            return _json(200, {"object": "list", "data": listed, "has_more": False,
+                               "first_id": ends[0], "last_id": ends[1]})
         if method == "GET" and route.startswith("/v1/batches/"):
             batch = self.batches.get(route.rsplit("/", 1)[-1])
             if batch is None:
@@ -393,6 +400,7 @@ class FakeOpenAI(LoopbackServer):
         out: dict[str, Any] = {"id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
                                "input_file_id": input_file, "completion_window": "24h", "created_at": 0,
                                "status": "in_progress", "output_file_id": None, "error_file_id": None,
+                               "metadata": batch.tag,
                                "request_counts": {"total": len(batch.items), "completed": 0, "failed": 0}}
         if not batch.ended:
             return out

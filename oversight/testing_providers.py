@@ -255,7 +255,10 @@ class FakeGemini(LoopbackServer):
             made = self.new_batch([(str((r.get("metadata") or {}).get("key", i)), r["request"])
                                    for i, r in enumerate(wanted)], "batches/fake-")
             made.model = model  # type: ignore[attr-defined]
+            made.tag = {"displayName": json.loads(raw)["batch"].get("displayName")}
             return _json(200, self._operation(made))
+        if method == "GET" and route.endswith("/batches"):
+            return _json(200, {"operations": [self._operation(b) for b in reversed(self.batches.values())]})
         if method == "GET" and "/batches/" in route:
             batch = self.batches.get("batches/" + route.rsplit("/", 1)[-1])
             if batch is None:
@@ -271,6 +274,8 @@ class FakeGemini(LoopbackServer):
         meta: dict[str, Any] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch",
                                 "name": batch.id, "model": f"models/{getattr(batch, 'model', 'fake')}", "state": state,
                                 "createTime": "2026-01-01T00:00:00Z"}
+        if batch.tag.get("displayName"):
+            meta["displayName"] = batch.tag["displayName"]
         if batch.ended:
             responses: list[dict[str, Any]] = []
             for cid, status, body in batch.results:

@@ -54,7 +54,7 @@ class _InstantBatches(ModelAPI):
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         return await self.inner.generate(request)
 
-    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]], token: str = "") -> str:
         batch_id = f"rehearsal-{len(self._done)}"
         self._done[batch_id] = {cid: await self.inner.generate(r) for cid, r in requests}
         return batch_id

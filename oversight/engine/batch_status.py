@@ -63,6 +63,11 @@ def batch_status(run_dir: Path, out: TextIO, ask_providers: bool = True) -> int:
                  f"open, provider says: {states.get(r['batch_id'], 'not asked')}")
         print(f"  {r['batch_id']:<36} {where:<28} {len(r.get('keys', ())):>7,} requests  "
               f"submitted {str(r.get('at', ''))[:19]}  {state}", file=out)
+    resolved = {r.get("token") for r in records if r.get("type") in ("submitted", "abandoned")}
+    lost = [r for r in records if r.get("type") == "intent" and r.get("token") not in resolved]
+    if lost:
+        print(f"{len(lost)} batch(es) may have been sent by a process killed before journaling them; "
+              f"--resume asks the provider for them before sending their calls again.", file=out)
     if open_:
         print("Collect finished batches and go on with: oversight run SPEC --resume --out " + str(run_dir), file=out)
     return len(open_)

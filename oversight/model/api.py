@@ -68,10 +68,16 @@ class ModelAPI(ABC):
                     for m in request.messages for p in m.parts)
         return chars * request.n + 1024
 
-    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]], token: str = "") -> str:
         """Create one provider batch of (custom id, request); return its id. Raise
-        ModelCallError when the provider refuses it."""
+        ModelCallError when the provider refuses it. `token` goes with the batch where the
+        provider keeps a label, so that `batch_find` can find it again."""
         raise ModelCallError("bad_request", f"{self.card.label}: {self.provider} has no batch API")
+
+    async def batch_find(self, token: str) -> str | None:
+        """The id of a batch sent with this token, if the provider can say (a process killed
+        between sending a batch and journaling it); None when it has none or cannot tell."""
+        return None
 
     async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
         """The batch's state and, once it has ended, every result by custom id. `expect`

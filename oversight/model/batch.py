@@ -29,6 +29,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,22 +89,46 @@ class BatchPoll:
 class BatchStore:
     """The run's append-only batch journal (one JSON line per record, as journal.jsonl).
 
-    `submitted`: {batch_id, provider, model, label, keys} (keys in custom-id order: custom id
-    `c{i}` is keys[i]); `collected`: {batch_id, state}. Opening cuts a torn tail."""
+    `intent`: {token, label, keys, shapes}, written before a batch is sent, the token sent
+    with it (where the provider keeps one: OpenAI metadata, Gemini display name);
+    `submitted`: {batch_id, token, provider, model, label, keys, shapes} (keys in custom-id
+    order: custom id `c{i}` is keys[i]); `abandoned`: {token}, an intent that made no batch;
+    `collected`: {batch_id, state}. An intent with neither a `submitted` nor an `abandoned`
+    record is a process killed between sending a batch and journaling it: a resume asks the
+    provider for a batch with that token before sending its calls again. Opening cuts a
+    torn tail."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / BATCHES
         self.submitted: dict[str, dict[str, Any]] = {}
         self.collected: set[str] = set()
+        self.intents: dict[str, dict[str, Any]] = {}  # unresolved, by token
+        self._open_keys: dict[tuple[str, str], str] = {}
+        self._intent_keys: dict[tuple[str, str], str] = {}
         for record in read_batches(run_dir):
-            if record.get("type") == "submitted":
-                self.submitted[str(record["batch_id"])] = record
-            elif record.get("type") == "collected":
-                self.collected.add(str(record["batch_id"]))
-        self._open_keys: dict[tuple[str, str], str] = {
-            (r["label"], k): bid for bid, r in self.submitted.items() if bid not in self.collected for k in r["keys"]
-        }
+            self._remember(record)
         self._f: Any = None
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        kind = record.get("type")
+        if kind == "intent":
+            self.intents[str(record["token"])] = record
+            for k in record.get("keys", ()):
+                self._intent_keys[(str(record["label"]), k)] = str(record["token"])
+        elif kind == "submitted":
+            self.submitted[str(record["batch_id"])] = record
+            self.intents.pop(str(record.get("token")), None)
+            for k in record.get("keys", ()):
+                self._open_keys[(str(record["label"]), k)] = str(record["batch_id"])
+        elif kind == "abandoned":
+            self.intents.pop(str(record.get("token")), None)
+        elif kind == "collected":
+            self.collected.add(str(record["batch_id"]))
+
+    def unresolved_intent(self, label: str, key: str) -> str | None:
+        """The token of an intent holding this call that no later record resolved, if any."""
+        token = self._intent_keys.get((label, key))
+        return token if token is not None and token in self.intents else None
 
     def open_batch_for(self, label: str, key: str) -> str | None:
         """The journaled, not yet collected batch that holds this call, if any."""
@@ -122,10 +147,7 @@ class BatchStore:
             os.fsync(self._f.fileno())
         except OSError as exc:
             raise JournalWriteError(f"Cannot write the batch journal {self.path}: {exc.strerror or exc}.") from None
-        if record["type"] == "submitted":
-            self.submitted[record["batch_id"]] = record
-        elif record["type"] == "collected":
-            self.collected.add(record["batch_id"])
+        self._remember(record)
 
     def close(self) -> None:
         if self._f is not None:
@@ -146,7 +168,7 @@ def read_batches(run_dir: Path) -> list[dict[str, Any]]:
                 break  # a torn tail: the submission it describes never completed its journaling
             with contextlib.suppress(json.JSONDecodeError):
                 record = json.loads(line)
-                if isinstance(record, dict) and "batch_id" in record:
+                if isinstance(record, dict) and ("batch_id" in record or "token" in record):
                     out.append(record)
     return out
 
@@ -253,17 +275,27 @@ class BatchCollector:
         self._flusher: asyncio.Task[None] | None = None
         self._watches: dict[str, _Watch] = {}
         self._submits: set[asyncio.Task[None]] = set()
+        self._recovering: dict[str, asyncio.Task[None]] = {}
 
     def tasks(self) -> list[asyncio.Task[Any]]:
         out: list[asyncio.Task[Any]] = [*self._submits]
         if self._flusher is not None:
             out.append(self._flusher)
         out += [w.task for w in self._watches.values() if w.task is not None]
+        out += [t for t in self._recovering.values() if not t.done()]
         return out
 
     async def call(self, key: str, request: GenerateRequest) -> GenerateResponse:
         """The reply to one call, from a batch: raises ModelCallError like an online call."""
         fut: asyncio.Future[GenerateResponse] = asyncio.get_running_loop().create_future()
+        token = self.ctx.store.unresolved_intent(self.label, key)
+        if token is not None:
+            # An earlier process may have sent this call's batch and died before journaling
+            # it: look for it (once per intent) before sending the call again.
+            task = self._recovering.get(token)
+            if task is None:
+                task = self._recovering[token] = asyncio.create_task(self._recover(token))
+            await asyncio.shield(task)
         journaled = self.ctx.store.open_batch_for(self.label, key)
         if journaled is not None:
             # Sent (and paid for) by an earlier invocation: wait for that batch instead.
@@ -332,25 +364,43 @@ class BatchCollector:
             size += n
         return [c for c in chunks if c]
 
-    async def _submit(self, chunk: list[tuple[str, GenerateRequest, asyncio.Future[GenerateResponse]]]) -> None:
+    async def _recover(self, token: str) -> None:
+        intent = self.ctx.store.intents[token]
         try:
-            batch_id = await self.api.batch_submit([(f"c{i}", r) for i, (_, r, _) in enumerate(chunk)])
-        except ModelCallError as err:
+            batch_id = await self.api.batch_find(token)
+        except ModelCallError:
+            batch_id = None  # cannot tell: sending again risks paying twice, but never loses a call
+        with contextlib.suppress(JournalWriteError):
+            if batch_id is None:
+                self.ctx.store.write({"type": "abandoned", "token": token, "label": self.label})
+            else:
+                self.ctx.store.write({**intent, "type": "submitted", "batch_id": batch_id, "recovered": True,
+                                      "provider": self.api.card.provider, "model": self.api.card.model})
+
+    async def _submit(self, chunk: list[tuple[str, GenerateRequest, asyncio.Future[GenerateResponse]]]) -> None:
+        keys = [k for k, _, _ in chunk]
+        # What parsing each result needs, so that a later invocation can read the batch.
+        shapes = [[r.n, list(r.logprob_choices) if r.logprob_choices else None] for _, r, _ in chunk]
+        token = uuid.uuid4().hex
+        try:
+            self.ctx.store.write({"type": "intent", "token": token, "label": self.label, "keys": keys,
+                                  "shapes": shapes})
+            batch_id = await self.api.batch_submit([(f"c{i}", r) for i, (_, r, _) in enumerate(chunk)], token)
+        except (ModelCallError, JournalWriteError) as err:
+            with contextlib.suppress(JournalWriteError):
+                self.ctx.store.write({"type": "abandoned", "token": token, "label": self.label})
             for _, _, fut in chunk:
-                _fail(fut, err)
+                _fail(fut, err if isinstance(err, ModelCallError) else ModelCallError("other", str(err)))
             return
         except BaseException as exc:
             failed = ModelCallError("other", f"batch submission failed: {type(exc).__name__}: {exc}")
             for _, _, fut in chunk:
                 _fail(fut, failed)
             raise
-        keys = [k for k, _, _ in chunk]
-        # What parsing each result needs, so that a later invocation can read the batch.
-        shapes = [[r.n, list(r.logprob_choices) if r.logprob_choices else None] for _, r, _ in chunk]
         try:
-            self.ctx.store.write({"type": "submitted", "batch_id": batch_id, "provider": self.api.card.provider,
-                                  "model": self.api.card.model, "label": self.label, "keys": keys,
-                                  "shapes": shapes})
+            self.ctx.store.write({"type": "submitted", "batch_id": batch_id, "token": token,
+                                  "provider": self.api.card.provider, "model": self.api.card.model,
+                                  "label": self.label, "keys": keys, "shapes": shapes})
         except JournalWriteError as exc:
             for _, _, fut in chunk:
                 _fail(fut, ModelCallError("other", str(exc)))

@@ -115,3 +115,40 @@ def test_a_spent_budget_stops_a_batch_run_before_the_next_wave(tmp_path: Path, m
     assert resumed.status == "complete"
     pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
     _sent_once(server)
+
+
+@pytest.mark.parametrize("provider", ["openai", "google"])
+def test_a_batch_sent_by_a_process_killed_before_journaling_it_is_found_not_resent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    """The process dies between the provider creating a batch and `submitted` reaching the
+    journal (here: os._exit at that write). Only the intent, written before sending, is on
+    disk; the resume finds the batch by the token it carried and waits for it."""
+    with SERVERS[provider](reply=reply) as server:
+        monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-online"))
+        online = oversight.run(spec(provider, server), out=tmp_path / "online").judgments
+        monkeypatch.setenv("OVERSIGHT_CACHE_DIR", str(tmp_path / "cache-batch"))
+        server.requests.clear()
+        server.batch_hold = True
+        out = tmp_path / "batch"
+        script = ("import json, os, sys, oversight; from oversight import catalogue; "
+                  "from oversight.model import batch; catalogue.include(sys.argv[3]); write = batch.BatchStore.write\n"
+                  "def dying(self, record):\n"
+                  "    if record['type'] == 'submitted': os._exit(9)\n"
+                  "    write(self, record)\n"
+                  "batch.BatchStore.write = dying\n"
+                  "oversight.run(json.loads(sys.argv[1]), out=sys.argv[2], batch=True, batch_poll_s=0.01)")
+        batch_spec = json.dumps(spec(provider, server, batch=True))
+        done = subprocess.run([sys.executable, "-c", script, batch_spec, str(out), str(tmp_path / "catalogue")],
+                              env=dict(os.environ), capture_output=True, timeout=120)
+        assert done.returncode == 9, done.stderr.decode()[-2000:]
+        records = read_batches(out)
+        assert [r["type"] for r in records] == ["intent"] and len(server.batches) == 1
+        server.batch_hold = False
+        resumed = oversight.run(spec(provider, server, batch=True), out=out, resume=True, batch_poll_s=0.001)
+        assert not server.requests
+    assert resumed.status == "complete"
+    pd.testing.assert_frame_equal(sorted_rows(online), sorted_rows(resumed.judgments))
+    _sent_once(server)
+    recovered = [r for r in read_batches(out) if r.get("recovered")]
+    assert [r["batch_id"] for r in recovered] == [next(iter(server.batches))]

@@ -98,7 +98,7 @@ class AnthropicAPI(ModelAPI):
     batch_max_requests = 100_000
     batch_max_bytes = 240 * 1024 * 1024
 
-    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]], token: str = "") -> str:
         entries: list[dict[str, Any]] = []
         for cid, request in requests:
             kwargs, _ = self._build(request)

@@ -203,7 +203,7 @@ class GoogleAPI(ModelAPI):
     batch_max_requests = 50_000
     batch_max_bytes = 18 * 1024 * 1024
 
-    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]], token: str = "") -> str:
         inlined = []
         for cid, request in requests:
             # No explicit caches here: a batch runs hours later, after any cache's TTL.
@@ -212,10 +212,26 @@ class GoogleAPI(ModelAPI):
             inlined.append(types.InlinedRequest(model=self.card.model, contents=contents, config=config,
                                                 metadata={"key": cid}))
         try:
-            job = await self._client.aio.batches.create(model=self.card.model, src=inlined)
+            # The display name carries the token: it finds the batch again after a crash.
+            job = await self._client.aio.batches.create(
+                model=self.card.model, src=inlined,
+                config=types.CreateBatchJobConfig(display_name=f"oversight-{token}" if token else None))
         except Exception as exc:
             raise _classify(exc) from None
         return str(job.name)
+
+    async def batch_find(self, token: str) -> str | None:
+        try:
+            seen = 0
+            async for job in await self._client.aio.batches.list(config=types.ListBatchJobsConfig(page_size=100)):
+                if job.display_name == f"oversight-{token}":
+                    return str(job.name)
+                seen += 1
+                if seen >= 1000:  # newest first: a lost batch is among the last few created
+                    break
+        except Exception as exc:
+            raise _classify(exc) from None
+        return None
 
     async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
         from oversight.model.batch import BatchPoll

@@ -111,7 +111,7 @@ class OpenAIAPI(ModelAPI):
     batch_max_requests = 50_000  # the API's limits per batch: 50,000 requests, a 200 MB file
     batch_max_bytes = 190 * 1024 * 1024
 
-    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]]) -> str:
+    async def batch_submit(self, requests: list[tuple[str, GenerateRequest]], token: str = "") -> str:
         lines = [json.dumps({"custom_id": cid, "method": "POST", "url": _BATCH_ENDPOINT, "body": self._build(r)},
                             separators=(",", ":")) for cid, r in requests]
         client = self._clients[0]
@@ -119,10 +119,24 @@ class OpenAIAPI(ModelAPI):
             upload = await client.files.create(file=("batch.jsonl", ("\n".join(lines) + "\n").encode()),
                                                purpose="batch")
             batch = await client.batches.create(input_file_id=upload.id, endpoint=_BATCH_ENDPOINT,
-                                                completion_window="24h")
+                                                completion_window="24h", metadata={_TOKEN: token})
         except Exception as exc:
             raise _classify(exc) from None
         return str(batch.id)
+
+    async def batch_find(self, token: str) -> str | None:
+        # Newest first; a lost batch is among the last few created, so a few pages suffice.
+        try:
+            seen = 0
+            async for batch in self._clients[0].batches.list(limit=100):
+                if (batch.metadata or {}).get(_TOKEN) == token:
+                    return str(batch.id)
+                seen += 1
+                if seen >= _FIND_LIMIT:
+                    break
+        except Exception as exc:
+            raise _classify(exc) from None
+        return None
 
     async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
         from oversight.model.batch import BatchPoll
@@ -188,6 +202,8 @@ class OpenAIAPI(ModelAPI):
 
 _BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 _BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
+_TOKEN = "oversight_token"  # batch metadata key: finds a batch sent by a process killed before journaling it
+_FIND_LIMIT = 1000
 # Errors that say the batch never ran the request (not that the request was bad): resent.
 _BATCH_NOT_RUN = ("batch_expired", "batch_cancelled")
 
