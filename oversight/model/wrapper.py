@@ -205,7 +205,9 @@ class Model:
             self.stats.attempts += 1
             start = time.perf_counter()
             try:
-                response = await asyncio.wait_for(self.api.generate(request), self.card.timeout_s)
+                # asyncio.timeout, not wait_for: wait_for wraps every call in a task of its own.
+                async with asyncio.timeout(self.card.timeout_s):
+                    response = await self.api.generate(request)
             except TimeoutError:
                 raise ModelCallError("timeout", f"no response within {self.card.timeout_s:g}s") from None
             if not response.latency_s:
