@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from oversight.errors import OversightError
 from oversight.model.types import GenerateRequest, GenerateResponse, ModelCallError
+
+# The same torn-tail rule and write error as the run journal (store/ is a peer bottom layer).
+from oversight.store.journal import JournalWriteError, cut_torn_tail
 
 if TYPE_CHECKING:
     from oversight.model.api import ModelAPI
@@ -50,28 +52,6 @@ IDLE_SPINS = 20
 DEFAULT_POLL_S = 30.0
 
 Fallback = Literal["retry", "online"]
-
-
-class JournalWriteError(OversightError):
-    """The batch journal could not be written: the batch's calls fail (and are retried)."""
-
-
-def cut_torn_tail(path: Path) -> int:
-    """Truncate a final line that has no newline (a write cut short by a kill); return the
-    bytes removed. As oversight/store/journal.py does for the run journal (model/ sits
-    below store/, so it is not imported); the batch journal is small enough to read whole."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    if not data or data.endswith(b"\n"):
-        return 0
-    keep = data.rfind(b"\n") + 1
-    with open(path, "rb+") as f:
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return len(data) - keep
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -154,6 +155,37 @@ class ChoiceLogprobs:
         if isinstance(d, list):
             return [ChoiceLogprobs(int(a), int(b), dict(p)) for a, b, p in d]
         return []
+
+
+# One reply token as a provider reports it: its text, its log-probability, and the top
+# alternatives at that position as (text, log-probability).
+TokenLogprobs = tuple[str, float | None, Iterable[tuple[str, float | None]]]
+
+
+def choice_positions(tokens: Iterable[TokenLogprobs], wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
+    """Every token of a reply that is one of the choices, with where it stands in the text
+    (the tokens join back into it) and the choices' log-probabilities there; variants of one
+    choice ("1", " 1") add up. Which of them is the verdict is the judge parser's business."""
+    out: list[ChoiceLogprobs] = []
+    at = 0
+    for text, logprob, alternatives in tokens:
+        start, at = at, at + len(text)
+        if text.strip() not in wanted:
+            continue
+        seen = dict(alternatives)
+        seen.setdefault(text, logprob)
+        probs: dict[str, float] = {}
+        for token, lp in seen.items():
+            key = token.strip()
+            if key in wanted and lp is not None:
+                probs[key] = float(lp) if key not in probs else _logaddexp(probs[key], float(lp))
+        out.append(ChoiceLogprobs(start, at, probs))
+    return out
+
+
+def _logaddexp(a: float, b: float) -> float:
+    hi, lo = max(a, b), min(a, b)
+    return hi + math.log1p(math.exp(lo - hi))
 
 
 @dataclass

@@ -19,10 +19,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import re
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -44,6 +42,7 @@ from oversight.model.types import (
     ModelCallError,
     TextPart,
     Usage,
+    choice_positions,
     kind_for_status,
     parse_retry_after,
     retry_after_from_headers,
@@ -347,37 +346,14 @@ def _parse(response: Any, request: GenerateRequest, want_logprobs: bool) -> Gene
 
 
 def _candidate_logprobs(candidate: Any, wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
-    """Every token of the reply that is one of the choices, with where it stands in the
-    text; the judge parser picks the one that holds its parsed answer."""
     result = candidate.logprobs_result
     chosen = (result.chosen_candidates or []) if result else []
     top = (result.top_candidates or []) if result else []
-    out: list[ChoiceLogprobs] = []
-    at = 0
-    for i, t in enumerate(chosen):
-        token = t.token or ""
-        start, at = at, at + len(token)
-        if token.strip() in wanted:
-            alternatives = {c.token or "": c.log_probability for c in (top[i].candidates or [] if i < len(top) else [])}
-            alternatives.setdefault(token, t.log_probability)
-            out.append(ChoiceLogprobs(start, at, _merge_choice_logprobs(alternatives.items(), wanted)))
-    return out
 
+    def alternatives(i: int) -> list[tuple[str, float | None]]:
+        return [(c.token or "", c.log_probability) for c in (top[i].candidates or [] if i < len(top) else [])]
 
-def _merge_choice_logprobs(
-    alternatives: Iterable[tuple[str, float | None]], wanted: tuple[str, ...]
-) -> dict[str, float]:
-    """Sum the probabilities of token variants of each choice ("1", " 1")."""
-    out: dict[str, float] = {}
-    for token, logprob in alternatives:
-        key = token.strip()
-        if key in wanted and logprob is not None:
-            if key in out:
-                hi, lo = max(out[key], logprob), min(out[key], logprob)
-                out[key] = hi + math.log1p(math.exp(lo - hi))
-            else:
-                out[key] = float(logprob)
-    return out
+    return choice_positions(((t.token or "", t.log_probability, alternatives(i)) for i, t in enumerate(chosen)), wanted)
 
 
 def _retry_after(exc: genai_errors.APIError) -> float | None:

@@ -37,6 +37,7 @@ from oversight.model.types import (
     ModelCallError,
     TextPart,
     Usage,
+    choice_positions,
     kind_for_status,
     retry_after_from_headers,
 )
@@ -296,35 +297,10 @@ def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> Ge
 
 
 def _choice_logprobs(choice: Any, wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
-    """Every token of the reply that is one of the choices, with where it stands in the
-    text; which of them is the verdict is the judge parser's business, not the adapter's."""
     tokens = getattr(choice.logprobs, "content", None) if choice.logprobs else None
-    out: list[ChoiceLogprobs] = []
-    at = 0
-    for t in tokens or []:
-        start, at = at, at + len(t.token)
-        if t.token.strip() in wanted:
-            alternatives = {a.token: a.logprob for a in t.top_logprobs or []}
-            alternatives.setdefault(t.token, t.logprob)
-            out.append(ChoiceLogprobs(start, at, _merge_choice_logprobs(alternatives.items(), wanted)))
-    return out
-
-
-def _merge_choice_logprobs(
-    alternatives: Iterable[tuple[str, float]], wanted: tuple[str, ...]
-) -> dict[str, float]:
-    """Sum the probabilities of token variants of each choice ("1", " 1")."""
-    out: dict[str, float] = {}
-    for token, logprob in alternatives:
-        key = token.strip()
-        if key in wanted and logprob is not None:
-            out[key] = float(logprob) if key not in out else float(_logaddexp(out[key], logprob))
-    return out
-
-
-def _logaddexp(a: float, b: float) -> float:
-    hi, lo = max(a, b), min(a, b)
-    return hi + math.log1p(math.exp(lo - hi))
+    return choice_positions(
+        ((t.token, t.logprob, ((a.token, a.logprob) for a in t.top_logprobs or [])) for t in tokens or []), wanted
+    )
 
 
 def _classify(exc: Exception) -> ModelCallError:
