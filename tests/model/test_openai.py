@@ -268,8 +268,13 @@ async def test_unexpected_transport_exception_is_wrapped(recorder: Recorder, moc
         completion(""),  # empty text
         completion("   \n"),
         {"id": "x", "object": "chat.completion"},  # no choices key at all
+        ["Answer: 1"],  # JSON, but not an object
+        {"choices": ["Answer: 1"]},  # a choice that is not an object
+        {"choices": [{"index": 0, "message": "Answer: 1"}]},  # a message that is not an object
+        {"choices": [{"index": 0, "message": {"content": "Answer: 1"}}], "usage": {"prompt_tokens": "many"}},
     ],
-    ids=["no-choices", "null-content", "empty", "blank", "no-choices-key"],
+    ids=["no-choices", "null-content", "empty", "blank", "no-choices-key", "list-body", "choice-str",
+         "message-str", "usage-not-a-number"],
 )
 async def test_malformed_replies(recorder: Recorder, mock_http, payload: dict[str, Any]) -> None:
     recorder.replies = [json_reply(200, payload)]

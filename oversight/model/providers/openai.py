@@ -11,6 +11,13 @@ rest after it (WriteGate), so that they find it cached. `usage.prompt_tokens` in
 cached tokens, reported in
 `usage.prompt_tokens_details.cached_tokens` (and `cache_write_tokens` where a gateway in
 front of a provider that bills writes reports them).
+
+Calls go through the SDK's generic `post` (its documented way to reach any endpoint) with
+the request as a plain dict and the reply as decoded JSON. The SDK still owns the
+connection, headers, timeouts and error types; what this skips is its typed layer, which
+walks every request through a TypedDict transform and builds a pydantic object for every
+reply token's log-probabilities: about a fifth of the CPU of a call (py-spy on
+benchmarks/overhead.py). The Batch API's result lines are parsed the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from oversight.model.api import Capabilities, ModelAPI
 from oversight.model.card import ModelCard
@@ -90,13 +96,13 @@ class OpenAIAPI(ModelAPI):
             self.card.prompt_cache) else []
         start = time.perf_counter()
         try:
-            completion = await self._gate.run(repeats, lambda: client.chat.completions.create(**kwargs))
+            body = await self._gate.run(repeats, lambda: client.post(_ENDPOINT, body=kwargs, cast_to=object))
         except Exception as exc:
             # Not chained: the SDK's exception holds the raw reply, which may echo our
             # headers; the classified error carries its type and scrubbed text instead.
             raise _classify(exc) from None
         latency = time.perf_counter() - start
-        response = _parse(completion, request, want_logprobs="logprobs" in kwargs)
+        response = _parse(body, request, want_logprobs="logprobs" in kwargs)
         response.latency_s = latency
         return response
 
@@ -201,6 +207,7 @@ class OpenAIAPI(ModelAPI):
         return kwargs
 
 
+_ENDPOINT = "/chat/completions"  # relative to the client's base_url (which ends in /v1)
 _BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 _BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
 _TOKEN = "oversight_token"  # batch metadata key: finds a batch sent by a process killed before journaling it
@@ -228,8 +235,7 @@ def _batch_result(entry: dict[str, Any], request: GenerateRequest) -> GenerateRe
         return ModelCallError(kind_for_status(status) if status else "malformed",
                               clip(str(message), _MAX_ERROR_CHARS), status=status or None)
     try:
-        completion = ChatCompletion.construct(**body)
-        return _parse(completion, request, want_logprobs=bool(request.logprob_choices))
+        return _parse(body, request, want_logprobs=bool(request.logprob_choices))
     except ModelCallError as err:
         return err
 
@@ -254,39 +260,42 @@ def _message(m: Message) -> dict[str, Any]:
     return {"role": "user", "content": content}
 
 
-def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> GenerateResponse:
+def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> GenerateResponse:
+    """A chat completion as decoded JSON (the wire format, not the SDK's objects)."""
+    if not isinstance(body, dict):
+        # A 200 whose body is not a JSON object (an HTML error page from a proxy, say).
+        raise ModelCallError("malformed", clip(f"reply is not a JSON object: {body!r}", _MAX_ERROR_CHARS))
     try:
-        choices = sorted(completion.choices or [], key=lambda c: c.index or 0)
+        choices = sorted(body.get("choices") or [], key=lambda c: c.get("index") or 0)
         texts: list[str] = []
         for choice in choices:
-            content = choice.message.content
+            message = choice.get("message") or {}
+            content = message.get("content")
             if not isinstance(content, str) or not content.strip():
-                refusal = getattr(choice.message, "refusal", None)
-                why = (
-                    f"refusal: {refusal!r}" if refusal else f"finish_reason={choice.finish_reason}"
-                )
-                raise ModelCallError("malformed", f"choice {choice.index} has no text ({why})")
+                refusal = message.get("refusal")
+                why = f"refusal: {refusal!r}" if refusal else f"finish_reason={choice.get('finish_reason')}"
+                raise ModelCallError("malformed", f"choice {choice.get('index')} has no text ({why})")
             texts.append(content)
         if not texts:
             # Some compatible servers and gateways answer an error with status 200.
-            error = getattr(completion, "error", None)
+            error = body.get("error")
             detail = f" (error: {clip(str(error), _MAX_ERROR_CHARS)})" if error else ""
             raise ModelCallError("malformed", f"response has no choices{detail}")
-        usage = completion.usage
-        details = getattr(usage, "prompt_tokens_details", None)
+        usage = body.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
         parsed_usage = Usage(
-            int(getattr(usage, "prompt_tokens", 0) or 0),
-            int(getattr(usage, "completion_tokens", 0) or 0),
-            int(getattr(details, "cached_tokens", 0) or 0),
-            int(getattr(details, "cache_write_tokens", 0) or 0),
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+            int(details.get("cache_write_tokens") or 0),
         )
         logprobs = None
         if want_logprobs and request.logprob_choices:
             logprobs = [_choice_logprobs(c, request.logprob_choices) for c in choices]
     except ModelCallError:
         raise
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise ModelCallError("malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)) from None
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise ModelCallError("malformed", clip(f"unexpected response shape: {exc!r}", _MAX_ERROR_CHARS)) from None
     if len(texts) != request.n:
         # Some compatible servers silently ignore n; retrying would not help.
         raise ModelCallError(
@@ -296,10 +305,12 @@ def _parse(completion: Any, request: GenerateRequest, want_logprobs: bool) -> Ge
     return GenerateResponse(texts=texts, usage=parsed_usage, logprobs=logprobs)
 
 
-def _choice_logprobs(choice: Any, wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
-    tokens = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+def _choice_logprobs(choice: dict[str, Any], wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:
+    tokens = (choice.get("logprobs") or {}).get("content") or []
     return choice_positions(
-        ((t.token, t.logprob, ((a.token, a.logprob) for a in t.top_logprobs or [])) for t in tokens or []), wanted
+        ((t["token"], t.get("logprob"), ((a["token"], a.get("logprob")) for a in t.get("top_logprobs") or []))
+         for t in tokens),
+        wanted,
     )
 
 
