@@ -15,6 +15,7 @@ A reply without a usable answer is `refused` when it declines ("I can't help wit
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -60,7 +61,8 @@ def locate_choice(text: str, labels: tuple[str, ...] = ("1", "2")) -> tuple[str,
     body = text.strip()
     base = len(text) - len(text.lstrip())
     lines = body.splitlines(keepends=True)
-    starts = [base + sum(len(x) for x in lines[:k]) for k in range(len(lines))]
+    # Running offsets (a sum per line would be quadratic in a long chain of thought).
+    starts = list(itertools.accumulate((len(x) for x in lines[:-1]), initial=base))
     for i in range(len(lines) - 1, -1, -1):
         line = lines[i].rstrip("\r\n")
         markers = list(_MARKER.finditer(line))

@@ -32,6 +32,7 @@ the harness estimates tokens.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections import OrderedDict, deque
@@ -85,7 +86,13 @@ def routing_key(metadata: Mapping[str, Any], *, role: bool = True) -> str | None
     task, item = metadata.get("task"), metadata.get("item_id")
     if task is None or item is None:
         return None
-    parts = [str(task), str(item)] + ([str(metadata.get("role", ""))] if role else [])
+    return _routing_hash(str(task), str(item), str(metadata.get("role", "")) if role else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _routing_hash(task: str, item: str, role: str | None) -> str:
+    # Cached: every call of an item and role asks for the same key.
+    parts = [task, item] + ([role] if role is not None else [])
     return "ov-" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
 

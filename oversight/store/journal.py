@@ -75,7 +75,7 @@ class Journal:
         self.path = run_dir / JOURNAL
         try:
             self.torn_bytes = cut_torn_tail(self.path)
-            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise JournalWriteError(f"Cannot open the run journal {self.path}: {exc.strerror or exc}.") from None
         self._prompts = set(known_prompts or ())
@@ -87,10 +87,13 @@ class Journal:
             new = {k: v for k, v in prompts.items() if k not in self._prompts}
             if new:
                 record["prompts"] = new
-        line = json.dumps(record, default=str, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = (json.dumps(record, default=str, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
         try:
-            self._f.write(line)
-            self._f.flush()
+            # One write() of the whole line on the unbuffered descriptor: nothing waits in a
+            # buffer, and a kill can at worst tear this one line.
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
         except OSError as exc:
             self.failed = f"Cannot write the run journal {self.path}: {exc.strerror or exc}"
             raise JournalWriteError(self.failed + ".") from None
@@ -104,14 +107,16 @@ class Journal:
                 self.written.output_tokens += c.get("output_tokens") or 0
 
     def close(self) -> None:
+        if self._fd < 0:
+            return
         try:
-            self._f.flush()
-            os.fsync(self._f.fileno())
+            os.fsync(self._fd)
         except OSError:
             pass  # already reported by write(); the records that made it are on disk
         finally:
             with contextlib.suppress(OSError):
-                self._f.close()
+                os.close(self._fd)
+            self._fd = -1
 
 
 @dataclass

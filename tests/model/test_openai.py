@@ -372,3 +372,22 @@ async def test_explicit_openai_base_url_counts_as_official(recorder: Recorder, m
     await api(mock_http, base_url="https://api.openai.com/v1").generate(simple())
     assert recorder.body["max_completion_tokens"] == 1024
     assert recorder.requests[0].url.host == "api.openai.com"
+
+
+async def test_sharded_clients_each_send(loopback: Loopback) -> None:
+    """Many calls in flight are spread over several client pools that share one TLS context;
+    every shard must reach the server with the SDK's headers and the card's timeout."""
+    local = ModelCard.model_validate({"provider": "openai", "model": "m", "base_url": f"{loopback.url}/v1",
+                                      "max_concurrency": 64, "timeout_s": 7})
+    loopback.reply = completion("Answer: 2")
+    model = OpenAIAPI(local, "sk-test")
+    try:
+        assert len(model._clients) == 4
+        for _ in range(8):  # round robin: each shard sends twice
+            assert (await model.generate(simple())).texts == ["Answer: 2"]
+        assert {c.timeout for c in model._clients} == {7}
+    finally:
+        await model.aclose()
+    assert len(loopback.requests) == 8
+    assert {r["headers"]["authorization"] for r in loopback.requests} == {"Bearer sk-test"}
+    assert all(model_client.is_closed() for model_client in model._clients)
