@@ -34,6 +34,7 @@ import yaml
 import oversight
 from oversight.dialogue.prompts import Templates
 from oversight.engine.execute import Runtime, execute, item_row
+from oversight.engine.heap import quiet_collector
 from oversight.engine.identity import identity_hash, run_identity
 from oversight.engine.prepare import Prepared, prepare
 from oversight.engine.progress import Reporter, Snapshot
@@ -313,7 +314,8 @@ def run(
         state.batch = {"batch_all": batch, "detach": detach, "fallback": batch_fallback, "poll_s": batch_poll_s}
         if state.before.unreadable:
             state.note(f"{state.before.unreadable} journal line(s) in {run_dir} could not be read and were skipped.")
-        return _execute(state, identity, old, cache, http_clients or {}, command)
+        with quiet_collector():
+            return _execute(state, identity, old, cache, http_clients or {}, command)
 
 
 def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mode: str,
