@@ -3,6 +3,7 @@ server standing in for the API."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -292,6 +293,14 @@ async def test_refusal_is_malformed_and_says_so(recorder: Recorder, mock_http) -
         await api(mock_http).generate(simple())
     assert info.value.kind == "malformed"
     assert "can't help" in str(info.value)
+
+
+async def test_json_labelled_as_text_is_read(recorder: Recorder, mock_http) -> None:
+    """Some compatible servers send JSON as text/plain; the SDK then hands back text."""
+    recorder.replies = [httpx2.Response(200, text=json.dumps(completion("Answer: 2")),
+                                        headers={"content-type": "text/plain"})]
+    out = await api(mock_http).generate(simple())
+    assert out.texts == ["Answer: 2"]
 
 
 async def test_non_json_body_is_malformed(recorder: Recorder, mock_http) -> None:

@@ -22,6 +22,7 @@ benchmarks/overhead.py). The Batch API's result lines are parsed the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -274,6 +275,11 @@ def _message(m: Message) -> dict[str, Any]:
 
 def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> GenerateResponse:
     """A chat completion as decoded JSON (the wire format, not the SDK's objects)."""
+    if isinstance(body, str):
+        # The SDK hands back the text of a reply whose content-type is not JSON; some
+        # compatible servers label JSON as text/plain.
+        with contextlib.suppress(json.JSONDecodeError):
+            body = json.loads(body)
     if not isinstance(body, dict):
         # A 200 whose body is not a JSON object (an HTML error page from a proxy, say).
         raise ModelCallError("malformed", clip(f"reply is not a JSON object: {body!r}", _MAX_ERROR_CHARS))
