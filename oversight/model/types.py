@@ -11,9 +11,12 @@ import base64
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Role = Literal["system", "user", "assistant"]
 
@@ -202,6 +205,13 @@ class GenerateResponse:
     cost_usd: float = 0.0
     # Filled in by the protocol's call context: the content hash of the prompt (prompts.parquet).
     prompt_id: str = ""
+
+    def __post_init__(self) -> None:
+        # A provider may send a lone UTF-16 surrogate (a JSON "\ud800" escape); no UTF-8
+        # file (journal, parquet) can hold one, so it becomes U+FFFD here, one character for
+        # one, which keeps every log-probability position in place.
+        self.texts = [t if t.isascii() or not _LONE_SURROGATE.search(t) else _LONE_SURROGATE.sub("\ufffd", t)
+                      for t in self.texts]
     # The provider batch that answered this call (oversight/model/batch.py); "" if online.
     batch_id: str = ""
 

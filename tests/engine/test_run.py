@@ -88,6 +88,29 @@ def test_failed_calls_fail_only_their_episode(tmp_path: Path, monkeypatch: pytes
     assert calls.error.notna().sum() == 2
 
 
+def test_a_reply_with_a_lone_surrogate_is_stored_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               _isolated_cache: Path) -> None:
+    """A provider can send "\\ud800" in its JSON: a string no UTF-8 file can hold. Through the
+    CLI and the real SDK, the run finishes, and the reply is kept with U+FFFD in its place,
+    in the journal, the tables and the cache (read back by a second run)."""
+    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-test")
+    with FakeOpenAI() as server:
+        server.reply = lambda body: "Odd \ud800 bytes.\nAnswer: 1"
+        Path(tmp_path / "s.yaml").write_text(yaml.safe_dump(qa_spec(fake_card(server), limit=2, tasks=["boolq"])))
+        sent = []
+        for name in ("a", "b"):
+            done = subprocess.run([sys.executable, "-m", "oversight", "run", str(tmp_path / "s.yaml"), "--out",
+                                   str(tmp_path / name)], capture_output=True, text=True, env=os.environ)
+            assert done.returncode == 0, done.stderr
+            assert "Traceback" not in done.stderr
+            sent.append(len(server.requests))
+    assert sent[0] > 0 and sent[1] == sent[0]  # the second run read every reply from the cache
+    for name in ("a", "b"):
+        j = oversight.load(tmp_path / name).judgments
+        assert len(j) == sent[0] and (j.verdict_status == "ok").all()
+        assert (j.judge_raw == "Odd \ufffd bytes.\nAnswer: 1").all()
+
+
 def test_canary_secret_never_reaches_a_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      _isolated_cache: Path) -> None:
     canary = "sk-CANARY-7f3a9b1e-do-not-write"
