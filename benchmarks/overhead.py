@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -137,6 +138,7 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help="also measure the bare OpenAI SDK")
     ap.add_argument("--repeats", type=int, default=1, help="run harness and baseline this many times")
     ap.add_argument("--in-process", action="store_true", help="run the harness in this process (to profile it)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (runs, caches, requests)")
     ap.add_argument("--worker", choices=["create", "post"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--requests", help=argparse.SUPPRESS)
@@ -194,6 +196,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     ideal = args.n * args.latency / args.concurrency
     what = "in this process" if args.in_process else "whole processes"
     print(f"N={args.n} L={args.latency * 1000:g}ms C={args.concurrency}, {what} "

@@ -1,0 +1,30 @@
+"""The benchmark scripts the README quotes still run (tiny sizes; no timing is asserted:
+the figures come from running them by hand, see README "Benchmarks")."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_overhead_runs_harness_and_both_sdk_baselines_as_processes() -> None:
+    out = run("benchmarks/overhead.py", "--n", "40", "--latency", "0.01", "--concurrency", "8", "--baseline")
+    assert "whole processes" in out
+    assert "harness: 40 calls, 0 errors" in out
+    best = out.strip().splitlines()[-1]
+    assert re.search(r"SDK create: .* ratios wall [\d.]+x, CPU [\d.]+x; SDK post: .* ratios wall [\d.]+x", best), best
+
+
+def test_overhead_in_process_mode_for_profiling() -> None:
+    out = run("benchmarks/overhead.py", "--n", "20", "--latency", "0.01", "--concurrency", "4", "--in-process")
+    assert "in this process" in out and "harness: 20 calls, 0 errors" in out
