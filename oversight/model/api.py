@@ -6,12 +6,18 @@ caching and accounting belong to the shared wrapper (oversight/model/wrapper.py)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oversight.model import redact
 from oversight.model.card import ModelCard
 from oversight.model.types import GenerateRequest, GenerateResponse, ImagePart, ModelCallError
+
+T = TypeVar("T")
+# How many of the newest batches `newest_match` looks through: a batch lost to a crash is
+# among the last few created.
+FIND_LIMIT = 1000
 
 if TYPE_CHECKING:
     from oversight.model.batch import BatchPoll
@@ -87,3 +93,16 @@ class ModelAPI(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+async def newest_match(batches: AsyncIterable[T], match: Callable[[T], bool], limit: int = FIND_LIMIT) -> T | None:
+    """The first of a provider's batches (listed newest first) that `match` accepts, among
+    the first `limit`; for `batch_find`, which looks for a batch by the token it carries."""
+    seen = 0
+    async for batch in batches:
+        if match(batch):
+            return batch
+        seen += 1
+        if seen >= limit:
+            break
+    return None

@@ -29,7 +29,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from oversight.model.api import Capabilities, ModelAPI
+from oversight.model.api import Capabilities, ModelAPI, newest_match
 from oversight.model.card import ModelCard
 from oversight.model.prompt_cache import PrefixPlanner, WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
@@ -221,16 +221,11 @@ class GoogleAPI(ModelAPI):
 
     async def batch_find(self, token: str) -> str | None:
         try:
-            seen = 0
-            async for job in await self._client.aio.batches.list(config=types.ListBatchJobsConfig(page_size=100)):
-                if job.display_name == f"oversight-{token}":
-                    return str(job.name)
-                seen += 1
-                if seen >= 1000:  # newest first: a lost batch is among the last few created
-                    break
+            jobs = await self._client.aio.batches.list(config=types.ListBatchJobsConfig(page_size=100))
+            found = await newest_match(jobs, lambda job: job.display_name == f"oversight-{token}")
         except Exception as exc:
             raise _classify(exc) from None
-        return None
+        return str(found.name) if found is not None else None
 
     async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
         from oversight.model.batch import BatchPoll

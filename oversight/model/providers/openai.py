@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 
-from oversight.model.api import Capabilities, ModelAPI
+from oversight.model.api import Capabilities, ModelAPI, newest_match
 from oversight.model.card import ModelCard
 from oversight.model.prompt_cache import WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
@@ -135,18 +135,12 @@ class OpenAIAPI(ModelAPI):
         return str(batch.id)
 
     async def batch_find(self, token: str) -> str | None:
-        # Newest first; a lost batch is among the last few created, so a few pages suffice.
         try:
-            seen = 0
-            async for batch in self._clients[0].batches.list(limit=100):
-                if (batch.metadata or {}).get(_TOKEN) == token:
-                    return str(batch.id)
-                seen += 1
-                if seen >= _FIND_LIMIT:
-                    break
+            found = await newest_match(self._clients[0].batches.list(limit=100),
+                                       lambda b: (b.metadata or {}).get(_TOKEN) == token)
         except Exception as exc:
             raise _classify(exc) from None
-        return None
+        return str(found.id) if found is not None else None
 
     async def batch_poll(self, batch_id: str, expect: dict[str, GenerateRequest]) -> BatchPoll:
         from oversight.model.batch import BatchPoll
@@ -214,7 +208,6 @@ _ENDPOINT = "/chat/completions"  # relative to the client's base_url (which ends
 _BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 _BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
 _TOKEN = "oversight_token"  # batch metadata key: finds a batch sent by a process killed before journaling it
-_FIND_LIMIT = 1000
 # Errors that say the batch never ran the request (not that the request was bad): resent.
 _BATCH_NOT_RUN = ("batch_expired", "batch_cancelled")
 
