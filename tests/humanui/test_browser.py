@@ -44,13 +44,17 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
 
 
 def _submit_and_wait(driver, button_id: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     button = driver.find_element(By.ID, button_id)
     button.click()
-    WebDriverWait(driver, WAIT_S).until(ec.staleness_of(button))
+    # While the next page replaces this one, chromedriver can answer a look at the old
+    # button with a generic "Node ... does not belong to the document" instead of "stale
+    # element": that too means the page is going, so keep waiting for staleness.
+    WebDriverWait(driver, WAIT_S, ignored_exceptions=(WebDriverException,)).until(ec.staleness_of(button))
 
 
 def _kind(source: str) -> str:
