@@ -29,6 +29,7 @@ class Options:
     word_limit: int = 150
     passage_match: str = "exact"  # exact | tolerant
     judge_mode: str = "answer"  # answer | cot | fewshot
+    judge_constrain: bool = False  # force the verdict's format where the provider can (judge.constrain)
     agent_qa_mode: str = "answer"  # answer | cot: the agent's own QA (open protocols), not the judges'
     shots: int = 6
     prompt_set: str | None = None  # a reworded template set (protocols/templates/NAME/)

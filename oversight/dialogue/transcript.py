@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 VerdictStatus = Literal["ok", "invalid", "refused", "error"]
+VerdictRule = Literal["strict", "lenient", "constrained", "none"]
 
 # Who speaks in a transcript.
 ALICE, BOB, CONSULTANT, JUDGE = "Alice", "Bob", "Consultant", "Judge"
@@ -25,6 +26,11 @@ class Turn:
     n_verified: int = 0
     n_unverified: int = 0
     truncated: bool = False
+    # Agent turns (oversight/protocol/agent.py): the reply had its Argument: header; why it
+    # ended (stop | max_tokens | word_limit); words copied from the article outside passages.
+    format_ok: bool | None = None
+    finish_reason: str | None = None
+    copied_words: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -47,3 +53,5 @@ class Verdict:
     status: VerdictStatus
     probs: tuple[float, float] | None = None  # P(answer 1), P(answer 2) where logprobs exist
     error: str | None = None
+    # Which rule read the answer (oversight/judge/parse.py): strict | lenient | constrained | none.
+    rule: VerdictRule = "none"

@@ -202,6 +202,7 @@ def judgment_row(
         "judge_answer": v.answer if v.status == "ok" else None,
         "is_correct": v.status == "ok" and v.answer == correct,
         "verdict_status": v.status,
+        "verdict_rule": v.rule,
         "p_correct": p_correct,
         "assigned": ep.assigned,
         "agent_choice": None,
@@ -222,6 +223,7 @@ def judgment_row(
         # The variant and the settings it ran with: part of every condition key in reports.
         "variant": ep.variant or ep.protocol,
         "judge_mode": o.judge_mode,
+        "constrained": bool(o.judge_constrain or rt.models[ep.judge].card.constrain) if ep.judge else None,
         "shots": o.shots if o.judge_mode == "fewshot" else None,
         "word_limit": o.word_limit if ep.protocol not in ("qa", "qa_with_article") else None,
         "passage_match": o.passage_match if ep.protocol not in ("qa", "qa_with_article") else None,

@@ -49,6 +49,7 @@ def options_from(spec: RunSpec) -> Options:
         agent_qa_mode=spec.agents.qa_mode,
         judge_mode=spec.judge.mode,
         shots=spec.judge.shots,
+        judge_constrain=spec.judge.constrain,
     )
 
 
@@ -143,6 +144,7 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
     if check_keys:
         _check_keys(cards, source)
     _check_images(items, cards, roles, source)
+    _check_constrain(spec, cards, roles["judge"], source)
     _check_articles(items, spec, variants, source)
     base = options_from(spec)
     variant_options = {name: variant_options_for(base, v) for name, v in variants.items()}
@@ -193,6 +195,24 @@ def _check_images(
             raise OversightError(
                 f"{source}: task(s) {', '.join(multimodal)} have images, but model '{label}' cannot "
                 f"read images (its card sets images: false). Use a multimodal model or drop the task."
+            )
+
+
+def _check_constrain(spec: RunSpec, cards: dict[str, ModelCard], judges: list[str], source: str) -> None:
+    """`judge.constrain` (or a card's `constrain: true`) with a provider that cannot force a
+    format is refused before any call: a silent fallback would mix constrained and free
+    verdicts under one label."""
+    for label in judges:
+        card = cards[label]
+        if not (spec.judge.constrain or card.constrain):
+            continue
+        if not provider_class(card.provider).default_capabilities.constrain:
+            where = "the spec's judge.constrain" if spec.judge.constrain else f"its card's constrain: true"
+            raise OversightError(
+                f"{source}: judge '{label}' (provider {card.provider}) cannot constrain its answer, but "
+                f"{where} asks for it. Constrained verdicts work with llama_cpp, vllm, sglang, ollama, openai "
+                f"(structured outputs), google (response schema) and sim judges; drop judge.constrain or "
+                f"use one of those."
             )
 
 

@@ -53,6 +53,9 @@ class ConsultancyOptions(Strict):
 class JudgeOptions(Strict):
     mode: Literal["answer", "cot", "fewshot"] = "answer"
     shots: int = Field(6, ge=1, le=MAX_SHOTS)
+    # Force the final answer to `Answer: 1|2` with the provider's constrained decoding
+    # (oversight/model/constrain.py); a judge whose provider cannot is refused before any call.
+    constrain: bool = False
 
 
 class AgentOptions(Strict):

@@ -22,14 +22,24 @@ def instruction(ctx: Context) -> str:
 
 
 
+def constrains(ctx: Context, judge: Model) -> bool:
+    """Whether this judge's final answer is forced into `Answer: 1|2` (the spec's
+    `judge.constrain`, or `constrain: true` on the judge's card)."""
+    return bool(ctx.options.judge_constrain or judge.card.constrain)
+
+
 async def ask_judge(
     ctx: Context, judge: Model, prompt: str, *, protocol: str, sees_article: bool, **truth: object
 ) -> tuple[Verdict, Turn]:
     """Send the judge its final prompt; the reply is parsed, never guessed."""
-    want_probs = judge.api.capabilities.logprobs and ctx.options.judge_mode != "cot"
+    constrained = constrains(ctx, judge)
+    # In a constrained chain of thought the answer token sits at a known place, so its
+    # probabilities are worth asking for; in a free one they are not read.
+    want_probs = judge.api.capabilities.logprobs and (ctx.options.judge_mode != "cot" or constrained)
     request = GenerateRequest(
         [user_message(ctx, prompt)],
         logprob_choices=("1", "2") if want_probs else None,
+        constrain=("cot" if ctx.options.judge_mode == "cot" else "answer") if constrained else None,
         metadata=ctx.ground_truth(
             role="judge",
             protocol=protocol,
@@ -41,7 +51,7 @@ async def ask_judge(
     response = await ctx.call(judge, request, role="judge", speaker="Judge")
     text = response.texts[0] if response.texts else ""
     logprobs = response.logprobs[0] if response.logprobs else None  # this sample's choice tokens
-    verdict = parse_verdict(text, logprobs)
+    verdict = parse_verdict(text, logprobs, constrained=constrained)
     turn = Turn(
         round=0,
         speaker="Judge",

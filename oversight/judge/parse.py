@@ -9,13 +9,29 @@ On that line:
 - a line that names both ("1 or 2", "1 and 2", "both", "neither 1 nor 2") or none is no
   answer. A bare marker whose label sits alone on the next line is accepted.
 
-A reply without a usable answer is `refused` when it declines ("I can't help with that",
-"As an AI…") and `invalid` otherwise. Nothing is guessed.
+When no line carries the marker at all, a documented lenient rule reads the unambiguous
+forms that real judges (small local models especially) write instead:
+- a reply that is only a label: `1`, `(2)`, `**2**`, `2.`;
+- a phrase that names one label: `The answer is 2`, `The correct answer is (1)`,
+  `Answer 2`, `Option 2`, `Choice 1`, `(2)`;
+- a leading label line: the first line starts with a label (`1. Yes`, `2: No`, `1)`).
+Every form found in the reply is collected; the reply is read only if they all name the
+same label. Two labels (a listing such as "1. Yes / 2. No", or "option 1 … option 2") are
+never chosen between. A marker line that is itself ambiguous ("Answer: 1 or 2") is not
+overridden by the lenient rule: the judge said it would not choose.
+
+A constrained reply (the provider forced the format, `judge.constrain`) is read by the
+strict rule, or, for providers whose constraint is a JSON schema, from its `answer` field.
+
+Each verdict records which rule read it (`Verdict.rule`): `strict`, `lenient`,
+`constrained` or `none`. A reply without a usable answer is `refused` when it declines
+("I can't help with that", "As an AI…") and `invalid` otherwise. Nothing is guessed.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 
@@ -86,12 +102,61 @@ def parse_choice(text: str, labels: tuple[str, ...] = ("1", "2")) -> str | None:
     return found[0] if found else None
 
 
-def parse_verdict(text: str, logprobs: list[ChoiceLogprobs] | None = None) -> Verdict:
+_LENIENT_ONLY = re.compile(r"[\s*_`'\"(\[{#]*([12])[\s*_`'\".)\]}:!]*")
+_LENIENT_PHRASE = re.compile(
+    r"(?:\b(?:answer|option|choice)\s*(?:is|would be|should be|must be|=|-)?\s*[*_`'\"(\[]*\s*"
+    r"|(?<![\w(])\()([12])(?![\w]|\.\d)",
+    re.IGNORECASE,
+)
+_LENIENT_LEAD = re.compile(r"^[ \t*_#>`]*\(?([12])(?:\s*[.):\]-](?!\d)|\s*$)", re.MULTILINE)
+
+
+def locate_lenient(text: str) -> tuple[str, int] | None:
+    """The one label the lenient forms (module docstring) name, and where the first stands;
+    None when they name none or both."""
+    only = _LENIENT_ONLY.fullmatch(text)
+    if only is not None:
+        return only.group(1), only.start(1)
+    hits = [(m.group(1), m.start(1)) for m in _LENIENT_PHRASE.finditer(text)]
+    # Lines that start with a label: the first line is a commitment, later ones are only
+    # read to see whether the reply lists both labels.
+    lead = [(m.group(1), m.start(1)) for m in _LENIENT_LEAD.finditer(text)]
+    first_line = len(text) - len(text.lstrip())
+    hits += [h for h in lead if h[1] - first_line < 8 and "\n" not in text[first_line : h[1]]]
+    labels = {label for label, _ in hits} | {label for label, _ in lead}
+    if not hits or len(labels) != 1:
+        return None
+    return min(hits, key=lambda h: h[1])
+
+
+def _constrained_json(text: str) -> tuple[str, int] | None:
+    """The `answer` of a reply forced into a JSON schema ({"answer": "1"}), and its offset."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return None
+    answer = value.get("answer") if isinstance(value, dict) else None
+    if str(answer) not in ("1", "2"):
+        return None
+    m = re.search(r'"answer"\s*:\s*"?([12])', text)
+    return (str(answer), m.start(1) if m else 0)
+
+
+def parse_verdict(
+    text: str, logprobs: list[ChoiceLogprobs] | None = None, *, constrained: bool = False
+) -> Verdict:
     """The verdict, with P(1), P(2) read at the token of the parsed answer itself (not at the
-    first "1" or "2" a chain of thought happens to write)."""
+    first "1" or "2" a chain of thought happens to write), and the rule that read it."""
     found = locate_choice(text)
+    rule = "constrained" if constrained else "strict"
+    if found is None and constrained:
+        found = _constrained_json(text.strip())
+        if found is not None:
+            found = (found[0], found[1] + len(text) - len(text.lstrip()))
+    if found is None and not _MARKER.search(text):
+        found, rule = locate_lenient(text), "lenient"
     if found is not None:
-        return Verdict(int(found[0]), text, "ok", _probs(logprobs, found[1]))
+        return Verdict(int(found[0]), text, "ok", _probs(logprobs, found[1]), rule=rule)
     if text.strip() and _REFUSAL.search(text):
         return Verdict(None, text, "refused", None)
     return Verdict(None, text, "invalid", None)

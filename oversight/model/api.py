@@ -28,6 +28,8 @@ class Capabilities:
     images: bool = True
     logprobs: bool = False
     temperature: bool = True
+    # Can force a verdict's format (GenerateRequest.constrain): a grammar, regex or schema.
+    constrain: bool = False
 
 
 class ModelAPI(ABC):
@@ -54,6 +56,7 @@ class ModelAPI(ABC):
             images=c.images if self.card.images is None else self.card.images,
             logprobs=c.logprobs if self.card.logprobs is None else self.card.logprobs,
             temperature=c.temperature,
+            constrain=c.constrain,
         )
 
     @abstractmethod

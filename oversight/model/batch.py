@@ -459,7 +459,7 @@ class BatchCollector:
 
 
 def _copy(r: GenerateResponse, batch_id: str) -> GenerateResponse:
-    out = GenerateResponse(r.texts, r.usage, r.logprobs, r.latency_s)
+    out = GenerateResponse(r.texts, r.usage, r.logprobs, r.latency_s, finish_reasons=r.finish_reasons)
     out.batch_id = batch_id
     return out
 

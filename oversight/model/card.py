@@ -83,6 +83,8 @@ class ModelCard(Strict):
     # the harness does not count). Null: implicit caching only.
     explicit_cache_ttl_s: int | None = Field(None, ge=60, le=86_400)
     sim: SimParams | None = None
+    # As a judge, always force the verdict's format (like the spec's `judge.constrain`).
+    constrain: bool = False
     # Provider batch APIs (oversight/model/batch.py): send this model's calls in batches.
     batch: bool = False
     # The share of the online price a batch call saves (null: 0.5 for openai, anthropic and

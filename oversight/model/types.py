@@ -69,6 +69,11 @@ class GenerateRequest:
     # or replicate draws fresh samples while an identical rerun is served from the cache.
     seed: int = 0
     replicate: int = 0
+    # Constrained decoding of a judge's verdict (`judge.constrain`): "answer" forces the whole
+    # reply to `Answer: 1` or `Answer: 2`; "cot" leaves the reasoning free and forces only the
+    # final line. Each provider translates it into its own mechanism (a llama.cpp grammar, a
+    # regex, a JSON schema); None sends nothing.
+    constrain: Literal["answer", "cot"] | None = None
 
     def messages_payload(self) -> list[dict[str, Any]]:
         """The messages as plain JSON-able data (images by content hash)."""
@@ -95,6 +100,9 @@ class GenerateRequest:
             "seed": self.seed,
             "replicate": self.replicate,
         }
+        if self.constrain:
+            # Only when set, so that the keys of every unconstrained request stay as they were.
+            payload["constrain"] = self.constrain
         if include_metadata:
             payload["metadata"] = json.loads(json.dumps(self.metadata, sort_keys=True, default=str))
         return payload
@@ -205,6 +213,9 @@ class GenerateResponse:
     cost_usd: float = 0.0
     # Filled in by the protocol's call context: the content hash of the prompt (prompts.parquet).
     prompt_id: str = ""
+    # Per sample, why generation ended as the provider says it: "stop" (the model ended its
+    # reply) or "max_tokens" (cut at the limit); None where the provider does not say.
+    finish_reasons: list[str] | None = None
 
     def __post_init__(self) -> None:
         # A provider may send a lone UTF-16 surrogate (a JSON "\ud800" escape); no UTF-8
@@ -221,16 +232,32 @@ class GenerateResponse:
             "usage": self.usage.to_list(),
             "logprobs": [[p.to_json() for p in s] for s in self.logprobs] if self.logprobs else None,
             "latency_s": self.latency_s,
+            **({"finish": self.finish_reasons} if self.finish_reasons else {}),
         }
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> GenerateResponse:
+        finish = d.get("finish")
         return GenerateResponse(
             texts=list(d["texts"]),
             usage=Usage.from_list(d["usage"]),
             logprobs=[ChoiceLogprobs.from_json(x) for x in d["logprobs"]] if d.get("logprobs") else None,
             latency_s=float(d.get("latency_s", 0.0)),
+            finish_reasons=[str(f) for f in finish] if isinstance(finish, list) else None,
         )
+
+
+def finish_reason(raw: object) -> str | None:
+    """A provider's finish reason in the harness's words: "stop" or "max_tokens" (other
+    reasons, such as a content filter, pass through as the provider names them)."""
+    if raw is None or raw == "":
+        return None
+    text = str(raw).lower()
+    if text in ("length", "max_tokens", "model_length", "finish_reason_max_tokens"):
+        return "max_tokens"
+    if text in ("stop", "end_turn", "stop_sequence", "eos", "finish_reason_stop"):
+        return "stop"
+    return text
 
 
 ErrorKind = Literal[

@@ -119,7 +119,8 @@ class Model:
                 if pending.cancelled() and not (task and task.cancelling()):
                     continue  # the caller that owned the call was cancelled, not us: call again
                 raise
-            copy = GenerateResponse(shared.texts, shared.usage, shared.logprobs, shared.latency_s, cache_hit=True)
+            copy = GenerateResponse(shared.texts, shared.usage, shared.logprobs, shared.latency_s, cache_hit=True,
+                                    finish_reasons=shared.finish_reasons)
             self._account(copy)
             return copy
         fut: asyncio.Future[GenerateResponse] = asyncio.get_running_loop().create_future()

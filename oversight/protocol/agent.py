@@ -14,6 +14,12 @@ Reply parsing (`split_reply`), in order:
   argument is empty, because showing it would leak private thinking, which must never
   happen.
 
+Every turn row records `format_ok` (an `Argument:` header was found, so the split is the
+model's own), `finish_reason` (`stop`; `max_tokens` when the provider cut the reply at the
+token limit; `word_limit` when the harness cut the argument to the word limit) and, in
+extractive tasks, `copied_words`: words of the visible argument outside passage tags that
+stand in a run of 8 or more words copied from the article (oversight/protocol/passages.py).
+
 The word limit is enforced by oversight/dialogue/words.py (shared with the judge's questions).
 """
 
@@ -26,12 +32,17 @@ from oversight.dialogue.transcript import Turn
 from oversight.dialogue.words import enforce_word_limit
 from oversight.model.types import GenerateRequest, GenerateResponse
 from oversight.model.wrapper import Model
-from oversight.protocol.passages import verify
+from oversight.protocol.passages import copied_words, verify
 
 _HEADER = re.compile(
     r"^[ \t]*(?:[#>*_]+[ \t]*)*(thinking|argument)[ \t]*(?:[*_]+[ \t]*)?:[ \t]*(?:[*_]+[ \t]*)?",
     re.IGNORECASE | re.MULTILINE,
 )
+
+
+def follows_format(text: str) -> bool:
+    """Whether the reply has the `Argument:` header that separates private from visible."""
+    return any(m.group(1).lower() == "argument" for m in _HEADER.finditer(text))
 
 
 def split_reply(text: str) -> tuple[str, str]:
@@ -156,8 +167,13 @@ def make_turn(
     private, visible = split_reply(raw)
     visible, truncated = enforce_word_limit(visible, ctx.options.word_limit)
     n_v = n_u = 0
+    copied: int | None = None
     if has_passages(ctx):
         visible, n_v, n_u = verify(visible, ctx.item.article or "", ctx.options.passage_match)
+        copied = copied_words(visible, ctx.item.article or "")
+    ended = response.finish_reasons[0] if response.finish_reasons else None
+    if ended != "max_tokens" and truncated:
+        ended = "word_limit"
     return Turn(
         round=round,
         speaker=speaker,
@@ -169,6 +185,9 @@ def make_turn(
         n_verified=n_v,
         n_unverified=n_u,
         truncated=truncated,
+        format_ok=follows_format(raw),
+        finish_reason=ended or None,
+        copied_words=copied,
         input_tokens=response.usage.input_tokens,
         output_tokens=response.usage.output_tokens,
         cost_usd=0.0 if response.cache_hit else response.cost_usd,

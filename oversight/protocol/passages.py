@@ -95,3 +95,24 @@ def verify(argument: str, article: str, mode: str = "exact") -> Checked:
 def strip_tags(text: str) -> str:
     """The text with every passage tag removed (quotes kept), e.g. for word counting."""
     return _STRAY.sub("", text)
+
+
+COPY_SPAN = 8  # words in a row that count as copied from the article
+
+
+def copied_words(visible: str, article: str, span: int = COPY_SPAN) -> int:
+    """How many words of `visible` outside passage tags stand in a run of `span` or more
+    words that also occurs in the article (compared in the tolerant form). Quoting is the
+    sanctioned way to use the article; text copied untagged reaches the judge unchecked (a
+    small model restating its prompt, say), so it is counted on every agent turn."""
+    outside = _PAIR.sub(" ", visible)
+    words = normalise(_STRAY.sub(" ", outside), "tolerant").split()
+    if len(words) < span:
+        return 0
+    source = normalise(article, "tolerant").split()
+    grams = {tuple(source[i : i + span]) for i in range(len(source) - span + 1)}
+    covered = [False] * len(words)
+    for i in range(len(words) - span + 1):
+        if tuple(words[i : i + span]) in grams:
+            covered[i : i + span] = [True] * span
+    return sum(covered)

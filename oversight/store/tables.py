@@ -57,6 +57,9 @@ JUDGMENT_COLUMNS: dict[str, str] = {
     # the protocol variant as the spec lists it, and the settings it ran with
     "variant": "string",
     "judge_mode": "string",
+    # whether the verdict's format was forced (judge.constrain); verdict_rule says what read it
+    "constrained": "boolean",
+    "verdict_rule": "string",
     "shots": "Int64",
     "word_limit": "Int64",
     "passage_match": "string",
@@ -79,6 +82,11 @@ TURN_COLUMNS: dict[str, str] = {
     "n_verified": "Int64",
     "n_unverified": "Int64",
     "truncated": "boolean",
+    # agent turns: the Thinking/Argument split was found; why generation ended (stop,
+    # max_tokens, word_limit); words of the visible text copied from the article outside passages
+    "format_ok": "boolean",
+    "finish_reason": "string",
+    "copied_words": "Int64",
     "input_tokens": "Int64",
     "output_tokens": "Int64",
     "cost_usd": "Float64",

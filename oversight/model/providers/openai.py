@@ -34,6 +34,7 @@ import openai
 
 from oversight.model.api import Capabilities, ModelAPI, newest_match
 from oversight.model.card import ModelCard
+from oversight.model.constrain import constraint
 from oversight.model.prompt_cache import WriteGate, repeat_prefixes, routing_key
 from oversight.model.redact import clip
 from oversight.model.types import (
@@ -46,6 +47,7 @@ from oversight.model.types import (
     TextPart,
     Usage,
     choice_positions,
+    finish_reason,
     kind_for_status,
     retry_after_from_headers,
 )
@@ -66,7 +68,9 @@ _CONNECTIONS_PER_POOL = 16
 
 class OpenAIAPI(ModelAPI):
     provider = "openai"
-    default_capabilities = Capabilities(images=True, logprobs=True)
+    # Constrained verdicts: a GBNF grammar for llama.cpp, a regex for vLLM and SGLang, a strict
+    # JSON schema (structured outputs) for OpenAI and any other compatible server.
+    default_capabilities = Capabilities(images=True, logprobs=True, constrain=True)
 
     def __init__(self, card: ModelCard, api_key: str | None, http_client: Any = None) -> None:
         super().__init__(card, api_key, http_client)
@@ -196,6 +200,8 @@ class OpenAIAPI(ModelAPI):
         if request.logprob_choices and self.capabilities.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = _TOP_LOGPROBS
+        if request.constrain:
+            kwargs.update(constraint(self.card.provider, request.constrain, kwargs[self._tokens_param]))
         if self.card.prompt_cache:
             # Only this hash leaves the process: never the metadata itself (it holds the truth).
             key = routing_key(request.metadata)
@@ -279,6 +285,7 @@ def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> Generate
     try:
         choices = sorted(body.get("choices") or [], key=lambda c: c.get("index") or 0)
         texts: list[str] = []
+        finish: list[str] = []
         for choice in choices:
             message = choice.get("message") or {}
             content = message.get("content")
@@ -287,6 +294,7 @@ def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> Generate
                 why = f"refusal: {refusal!r}" if refusal else f"finish_reason={choice.get('finish_reason')}"
                 raise ModelCallError("malformed", f"choice {choice.get('index')} has no text ({why})")
             texts.append(content)
+            finish.append(finish_reason(choice.get("finish_reason")) or "")
         if not texts:
             # Some compatible servers and gateways answer an error with status 200.
             error = body.get("error")
@@ -313,7 +321,8 @@ def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> Generate
             "bad_request",
             f"asked for {request.n} samples, got {len(texts)}; the server may not support n",
         )
-    return GenerateResponse(texts=texts, usage=parsed_usage, logprobs=logprobs)
+    return GenerateResponse(texts=texts, usage=parsed_usage, logprobs=logprobs,
+                            finish_reasons=finish if any(finish) else None)
 
 
 def _choice_logprobs(choice: dict[str, Any], wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:

@@ -259,7 +259,8 @@ ROLES: dict[str, Callable[[SimWorld], str]] = {
 
 class SimAPI(ModelAPI):
     provider: ClassVar[str] = "sim"
-    default_capabilities: ClassVar[Capabilities] = Capabilities(images=True, logprobs=False)
+    # Its replies always follow the requested format, so a constrained verdict is one it gives anyway.
+    default_capabilities: ClassVar[Capabilities] = Capabilities(images=True, logprobs=False, constrain=True)
     # The sim's replies are this file's code: any edit to it changes the cache key.
     cache_version: ClassVar[str] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     reads_metadata: ClassVar[bool] = True
@@ -274,4 +275,5 @@ class SimAPI(ModelAPI):
             texts=texts,
             usage=Usage(prompt_tokens, sum(len(t) // 4 + 1 for t in texts)),
             latency_s=0.0,
+            finish_reasons=["stop"] * len(texts),
         )
