@@ -207,7 +207,7 @@ def _check_constrain(spec: RunSpec, cards: dict[str, ModelCard], judges: list[st
         if not (spec.judge.constrain or card.constrain):
             continue
         if not provider_class(card.provider).default_capabilities.constrain:
-            where = "the spec's judge.constrain" if spec.judge.constrain else f"its card's constrain: true"
+            where = "the spec's judge.constrain" if spec.judge.constrain else "its card's constrain: true"
             raise OversightError(
                 f"{source}: judge '{label}' (provider {card.provider}) cannot constrain its answer, but "
                 f"{where} asks for it. Constrained verdicts work with llama_cpp, vllm, sglang, ollama, openai "

@@ -35,7 +35,7 @@ import json
 import math
 import re
 
-from oversight.dialogue.transcript import Verdict
+from oversight.dialogue.transcript import Verdict, VerdictRule
 from oversight.model.types import ChoiceLogprobs
 
 _MARKER = re.compile(r"answer\s*(?:[*_]+\s*)?(?:[:：=]|-(?![\w-]))", re.IGNORECASE)
@@ -148,7 +148,7 @@ def parse_verdict(
     """The verdict, with P(1), P(2) read at the token of the parsed answer itself (not at the
     first "1" or "2" a chain of thought happens to write), and the rule that read it."""
     found = locate_choice(text)
-    rule = "constrained" if constrained else "strict"
+    rule: VerdictRule = "constrained" if constrained else "strict"
     if found is None and constrained:
         found = _constrained_json(text.strip())
         if found is not None:
