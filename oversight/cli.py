@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--max-transcripts", type=int, default=None, help="cap the transcripts in report.html")
     rep.add_argument("--errors-as-wrong", action="store_true",
                      help="score failed episodes as wrong answers (default: leave them out and count them)")
+    rep.add_argument("--verdicts", choices=["lenient", "strict"], default="lenient",
+                     help="lenient (default): count every verdict the parser read; strict: verdicts only "
+                          "the lenient rule read (a bare '2', 'The answer is 2') count as invalid")
 
     ls = sub.add_parser("list", help="list tasks, protocols, models (judges) or run specs, with where each is from")
     ls.add_argument("what", choices=["tasks", "protocols", "models", "judges", "runs"],
@@ -246,7 +249,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
-                          errors="wrong" if args.errors_as_wrong else "exclude")
+                          errors="wrong" if args.errors_as_wrong else "exclude", verdicts=args.verdicts)
     print(format_summary(result))
     return 0
 

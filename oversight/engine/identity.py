@@ -61,6 +61,10 @@ def run_identity(prep: Prepared, templates: Templates) -> dict[str, Any]:
         data = card.model_dump(mode="json")
         models[label] = {k: data.get(k) for k in MODEL_IDENTITY_KEYS}
         models[label]["code_version"] = provider_class(card.provider).cache_version
+        if card.gguf is not None:
+            from oversight.model.local_server import identity
+
+            models[label]["local"] = identity(card)
     tasks: dict[str, dict[str, Any]] = {}
     for name, tcard in prep.task_cards.items():
         path = prep.task_paths.get(name)

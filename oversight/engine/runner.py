@@ -49,6 +49,7 @@ from oversight.engine.rundir import (
 from oversight.engine.spec import RunSpec, spec_from_any
 from oversight.errors import RunStopped
 from oversight.model.cache import ResponseCache
+from oversight.model.local_server import LocalServers
 from oversight.model.providers import make_api
 from oversight.model.wrapper import CallFailure, Model
 from oversight.protocol.presets import Variant
@@ -330,11 +331,13 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
                    f"the work it described is done again.")
     write_json(run_dir / MANIFEST, state.manifest(old, identity, state.before, None, {}))
     models: dict[str, Model] = {}
+    servers = LocalServers(state.stream)
+    cards = dict(prep.cards)
 
     async def main() -> None:
         models.update({
             label: Model(card, make_api(card, http_client=clients.get(label)), cache)
-            for label, card in prep.cards.items()
+            for label, card in cards.items()
         })
         from oversight.model.batch import attach
 
@@ -383,11 +386,14 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
                 await m.api.aclose()
 
     try:
+        # Managed local models (gguf: on a card) get their llama.cpp servers for this run only.
+        cards.update(servers.start(prep.cards))
         _drive(main)
     except (KeyboardInterrupt, asyncio.CancelledError):
         # Ctrl-C in a script, the stop button in Jupyter, or a cancelled `await run_async()`.
         state.status = "interrupted"
     finally:
+        servers.stop()
         # If the journal cannot be written, the fatal message already says so.
         with contextlib.suppress(JournalWriteError):
             journal.write(state.pass_record(models, journal))

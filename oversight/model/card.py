@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -85,6 +85,19 @@ class ModelCard(Strict):
     sim: SimParams | None = None
     # As a judge, always force the verdict's format (like the spec's `judge.constrain`).
     constrain: bool = False
+    # A local model the harness serves itself (oversight/model/local_server.py): a GGUF
+    # file's path or a packaged model's short name (oversight/model/gguf.py). Its llama.cpp
+    # server is started for the run; no base_url.
+    gguf: str | None = None
+    threads: int | None = Field(None, ge=1, le=1024)  # the managed server's CPU threads
+    chat_template: str | None = None  # the managed server's template, for a GGUF without one
+    # Tokens a request may hold, prompt and reply together (null: the server says, if it can).
+    context_window: int | None = Field(None, ge=64, le=100_000_000)
+    # A prompt that cannot fit with its max_tokens: refused before the run (`error`), its item
+    # left out and counted (`skip`), or its article cut to fit (`truncate`; the cut is recorded).
+    context_overflow: Literal["error", "skip", "truncate"] = "error"
+    # false: the model has no system role, so system text goes into the first user message.
+    system_role: bool = True
     # Provider batch APIs (oversight/model/batch.py): send this model's calls in batches.
     batch: bool = False
     # The share of the online price a batch call saves (null: 0.5 for openai, anthropic and
@@ -100,8 +113,27 @@ class ModelCard(Strict):
             raise ValueError(registry.known_message(v))
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gguf_model_name(cls, data: Any) -> Any:
+        # A managed model is named by its file; `model` (what the server is asked for) may be left out.
+        if isinstance(data, dict) and data.get("gguf") and not data.get("model"):
+            data = {**data, "model": str(data["gguf"])}
+        return data
+
     @model_validator(mode="after")
     def _provider_defaults(self) -> ModelCard:
+        if self.gguf is not None:
+            if self.provider != "llama_cpp":
+                raise ValueError(f"gguf: a managed local model is served by llama.cpp; set provider: llama_cpp "
+                                 f"(not {self.provider})")
+            if self.base_url is not None and self.base_url != registry.info("llama_cpp").base_url:
+                raise ValueError("give either gguf: (the harness starts the server) or base_url: (a server "
+                                 "you run), not both")
+            return self
+        for key in ("threads", "chat_template"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key} is a setting of a managed local model; it needs gguf: MODEL")
         # A named local server (vllm, ollama, ...) at its usual address unless the card says otherwise.
         if self.base_url is None:
             self.base_url = registry.info(self.provider).base_url

@@ -87,6 +87,12 @@ class Model:
         }
         if self.card.sim is not None:
             self._identity["sim"] = self.card.sim.model_dump()
+        if self.card.gguf is not None:
+            # A managed server's port changes every run; its weights and server are what count.
+            from oversight.model.local_server import identity
+
+            self._identity["base_url"] = None
+            self._identity["local"] = identity(self.card)
 
     @property
     def label(self) -> str:

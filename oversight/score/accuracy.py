@@ -43,7 +43,7 @@ from oversight.score.frame import (
 SUMMARY_COLUMNS = [
     "level", "task", "group", "protocol", "condition", "judge", "agent", "agent_b", "rounds",
     "turn_style", "best_of", "n_items", "n_rows", "accuracy", "ci_low", "ci_high", "ci_method",
-    "invalid_rate", "n_errors", "error_rate", "errors", "cross_play", "simulated",
+    "invalid_rate", "lenient_rate", "n_errors", "error_rate", "errors", "cross_play", "simulated",
 ]  # fmt: skip
 
 AGENT_QA_COLUMNS = [
@@ -123,6 +123,8 @@ def _cells(j: pd.DataFrame, keys: list[str], errors: str) -> pd.DataFrame:
     """
     j = j.assign(_err=is_error(j).to_numpy(),
                  _invalid=j["verdict_status"].isin(["invalid", "refused"]).to_numpy(),
+                 _lenient=(j["verdict_status"].eq("ok") & j["verdict_rule"].astype(object).eq("lenient")).to_numpy(
+                     dtype=bool) if "verdict_rule" in j.columns else False,
                  _sim=j["simulated"].map(lambda v: bool(v) if pd.notna(v) else False).astype(bool))
     scored = scored_rows(j, errors)
     acc = aggregate_items(scored, keys) if len(scored) else pd.DataFrame(
@@ -134,15 +136,15 @@ def _cells(j: pd.DataFrame, keys: list[str], errors: str) -> pd.DataFrame:
     )
     counted = (
         scored.groupby(keys, dropna=False, sort=False)
-        .agg(n_rows=("correct", "size"), invalid_rate=("_invalid", "mean"))
+        .agg(n_rows=("correct", "size"), invalid_rate=("_invalid", "mean"), lenient_rate=("_lenient", "mean"))
         .reset_index()
-    ) if len(scored) else pd.DataFrame(columns=[*keys, "n_rows", "invalid_rate"])
+    ) if len(scored) else pd.DataFrame(columns=[*keys, "n_rows", "invalid_rate", "lenient_rate"])
     out = all_rows.merge(counted, on=keys, how="left").merge(acc, on=keys, how="left")
     out["n_rows"] = out["n_rows"].fillna(0).astype(int)
     out["n_items"] = out["n_items"].fillna(0).astype(int)
     out["n_errors"] = out["n_errors"].astype(int)
     out["error_rate"] = out["n_errors"] / out["n_all"].where(out["n_all"] > 0, 1)
-    for col in ("accuracy", "ci_low", "ci_high", "invalid_rate"):
+    for col in ("accuracy", "ci_low", "ci_high", "invalid_rate", "lenient_rate"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     out["ci_method"] = CI_TAG
     out["errors"] = errors
@@ -157,7 +159,9 @@ def summary_table(judgments: pd.DataFrame, errors: str = "exclude",
     condition (protocol plus any varying config, see `condition_labels`), judge, agent,
     agent_b, rounds, turn_style, best_of, n_items, n_rows (rows scored), accuracy, ci_low,
     ci_high (95% normal CI over items; NaN from fewer than two items), ci_method,
-    invalid_rate (share of scored rows whose verdict was invalid or refused), n_errors
+    invalid_rate (share of scored rows whose verdict was invalid or refused), lenient_rate
+    (share of scored rows read only by the lenient rule: under `--verdicts strict` they are
+    invalid), n_errors
     (failed episodes in the cell: left out of accuracy unless `errors="wrong"`),
     error_rate (n_errors over all the cell's rows), errors (the mode used), cross_play (a
     debate between two different models: a tournament game, see `elo`), simulated (any

@@ -26,7 +26,7 @@ from oversight.errors import OversightError, clip
 from oversight.score import diagnostics
 from oversight.score.accuracy import agent_qa_table, summary_table
 from oversight.score.compare import comparisons_table, headline_table
-from oversight.score.frame import check_errors_mode, check_table, judge_order
+from oversight.score.frame import apply_reading, check_errors_mode, check_reading, check_table, judge_order
 from oversight.score.html import Page, render_html
 from oversight.score.open import open_table
 
@@ -74,6 +74,7 @@ class ReportResult:
     errors: str = "exclude"
     n_resamples: int = 10_000
     seed: int = 0
+    verdicts: str = "lenient"  # how verdicts were read (score/frame.py READINGS)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -324,19 +325,23 @@ def build_report(
     write_html: bool = True,
     max_transcripts: int | None = None,
     errors: str = "exclude",
+    verdicts: str = "lenient",
 ) -> ReportResult:
     """Load run directories, compute every table, write parquet, PNG plots and report.html.
 
     `seed` drives the permutation tests and bootstraps, so a report is reproducible;
     `n_resamples` (permutation tests) and `elo_bootstrap` trade precision for time.
     `max_transcripts` caps the transcript browser (None = all). `errors="wrong"` scores
-    failed episodes as wrong answers instead of leaving them out.
+    failed episodes as wrong answers instead of leaving them out. `verdicts="strict"`
+    counts verdicts that only the lenient rule could read as invalid (score/frame.py).
     """
+    check_reading(verdicts)
     dirs = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(d) for d in run_dirs]
     if not dirs:
         raise OversightError("No run directory given: pass at least one runs/NAME/<run_id>/.")
     check_report_settings(seed, n_resamples, elo_bootstrap, elo_scale, max_transcripts, errors)
     data = load_run_data(dirs)
+    data.judgments = apply_reading(data.judgments, verdicts)
     if out_dir is not None:
         out = Path(out_dir)
     else:
@@ -352,7 +357,7 @@ def build_report(
     result = ReportResult(run_dirs=dirs, out_dir=out, judgments=data.judgments, turns=data.turns,
                           calls=data.calls, simulated=is_simulated(data.judgments), tables=tables,
                           items=data.items, prompts=data.prompts, judges=judges, names=data.names,
-                          errors=errors, n_resamples=n_resamples, seed=seed)
+                          errors=errors, n_resamples=n_resamples, seed=seed, verdicts=verdicts)
     try:
         _write_outputs(result, out, write_plots, write_html, max_transcripts)
     except OSError as exc:  # a read-only folder or a full disk, half-way through
@@ -389,7 +394,7 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
             tables=result.tables, plots=result.plots, judgments=result.judgments, turns=result.turns,
             items=result.items, prompts=result.prompts, run_dirs=result.run_dirs, names=result.names,
             simulated=result.simulated, judges=result.judges, errors=result.errors,
-            n_resamples=result.n_resamples, max_transcripts=max_transcripts,
+            n_resamples=result.n_resamples, max_transcripts=max_transcripts, verdicts=result.verdicts,
         )
         result.html_path = out / "report.html"
         result.html_path.write_text(render_html(page), encoding="utf-8")

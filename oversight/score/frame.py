@@ -36,10 +36,40 @@ JUDGMENT_COLUMNS = (
 # Protocol variants (protocols/NAME.yaml) and every setting a variant can change are part of
 # it too, so rows run under different settings are never merged, within a run or across the
 # runs one report reads.
-SETTINGS = ("judge_mode", "shots", "word_limit", "passage_match", "interactive", "prompt_set")
+SETTINGS = ("judge_mode", "constrained", "shots", "word_limit", "passage_match", "interactive", "prompt_set")
 CONDITION = ("protocol", "variant", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
 CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
 SCOPE = ("level", "task", "group")
+
+
+# How verdicts are read for scoring (oversight/judge/parse.py records the rule on each row).
+# `lenient` (default) counts every verdict the parser read; `strict` counts those read by the
+# lenient rule as invalid, as if only the `Answer:` line (or a constrained reply) were read.
+READINGS = ("lenient", "strict")
+
+
+def check_reading(verdicts: str) -> None:
+    if verdicts not in READINGS:
+        from oversight.errors import OversightError
+
+        raise OversightError(f"verdicts must be one of {', '.join(READINGS)} (--verdicts), got {verdicts!r}.")
+
+
+def apply_reading(judgments: pd.DataFrame, verdicts: str) -> pd.DataFrame:
+    """`judgments` as scored under `verdicts` (see READINGS): under `strict`, a row whose
+    verdict only the lenient rule could read becomes `invalid` (no answer, not correct)."""
+    check_reading(verdicts)
+    if verdicts == "lenient" or "verdict_rule" not in judgments.columns or len(judgments) == 0:
+        return judgments
+    lenient = judgments["verdict_rule"].astype(object).eq("lenient").fillna(False).astype(bool)
+    if not lenient.any():
+        return judgments
+    j = judgments.copy()
+    j.loc[lenient, "verdict_status"] = "invalid"
+    for col, value in (("judge_answer", None), ("is_correct", False), ("p_correct", None)):
+        if col in j.columns:
+            j.loc[lenient, col] = value
+    return j
 
 
 def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:

@@ -51,6 +51,7 @@ class Page:
     errors: str = "exclude"
     n_resamples: int = 10_000
     max_transcripts: int | None = None
+    verdicts: str = "lenient"
 
 
 CSS = """
@@ -200,6 +201,15 @@ def _ordered(df: pd.DataFrame, judges: Sequence[str]) -> pd.DataFrame:
     return df.loc[order]
 
 
+def _verdicts_note(verdicts: str) -> str:
+    return ("Verdicts are read leniently: besides the “Answer: N” line, a reply that names exactly one "
+            "answer in another form (“2”, “The answer is 2”, “Option 2”) counts (“lenient” column: its share); "
+            "`oversight report --verdicts strict` counts those as invalid."
+            if verdicts == "lenient" else
+            "Verdicts are read strictly (--verdicts strict): only an “Answer: N” line or a constrained reply "
+            "counts; replies that only the lenient rule reads are invalid.")
+
+
 def _errors_note(errors: str) -> str:
     return ("Failed episodes (no verdict) are left out of accuracy and counted in the “failed” column "
             "(`oversight report --errors-as-wrong` scores them as wrong instead)."
@@ -261,12 +271,14 @@ def accuracy_html(page: Page) -> str:
     out = ['<h2 id="accuracy">Judge accuracy</h2>',
            f'<p class="note">An item’s rows (both answer orders, both consultancy sides, every replicate) are '
            f"averaged first. {esc(CI_METHOD)}. Invalid and refused verdicts count as wrong (“invalid”). "
+           f"{esc(_verdicts_note(page.verdicts))} "
            f"{esc(_errors_note(page.errors))} Judges in the spec’s order.</p>",
            image_html(page.plots.get("accuracy"), "judge accuracy by judge and protocol, one panel per task group")]
     cols = [("group", "group"), ("task", "task"), ("condition", "protocol"), ("judge", "judge"),
             ("n_items", "items"), ("accuracy", "accuracy"), ("_ci", CI_HEADER), ("invalid_rate", "invalid"),
-            ("n_errors", "failed")]
-    fmts: dict[str, Fmt] = {"_ci": str, "invalid_rate": _pct, "accuracy": lambda v: _f3(v) or "—"}
+            ("lenient_rate", "lenient"), ("n_errors", "failed")]
+    fmts: dict[str, Fmt] = {"_ci": str, "invalid_rate": _pct, "lenient_rate": _pct,
+                            "accuracy": lambda v: _f3(v) or "—"}
     if len(s):
         d = _ordered(s[~s["cross_play"].astype(bool)], page.judges)
         d = d.assign(_ci=[_ci(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)])

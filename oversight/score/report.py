@@ -39,7 +39,7 @@ from oversight.score.build import (
     spec_judges,
 )
 from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
-from oversight.score.frame import group_rank, is_agent_qa, judge_order, normalize_judgments
+from oversight.score.frame import apply_reading, group_rank, is_agent_qa, judge_order, normalize_judgments
 
 SIM_BANNER = "SIMULATED (sim models)"
 WIDTH = 100  # terminal summary: columns
@@ -299,10 +299,13 @@ def summary_text(
     agent = int(is_agent_qa(j).sum()) if n else 0
     n_err = int((status == "error").sum())
     n_inv = int(status.isin(["invalid", "refused"]).sum())
+    n_len = int((status.eq("ok") & j["verdict_rule"].astype(object).eq("lenient")).sum()) \
+        if n and "verdict_rule" in j.columns else 0
     top = [f"*** {SIM_BANNER}: numbers from the built-in simulated models, not real LLMs ***"] if simulated else []
     top.append(f"{title + ' · ' if title else ''}{n:,} judged instances"
                + (f" ({agent:,} the agent's own QA)" if agent else "")
-               + f" · {n_inv:,} invalid or refused (scored wrong) · {n_err:,} failed")
+               + f" · {n_inv:,} invalid or refused (scored wrong) · {n_err:,} failed"
+               + (f" · {n_len:,} read by the lenient rule" if n_len else ""))
     humans = sorted({str(v) for v in j["judge"].dropna() if str(v).startswith("human/")}) if n else []
     if humans:  # people's verdicts (oversight judge-ui), scored like any judge
         top.append(f"Human judges: {', '.join(humans)} (people, via oversight judge-ui)")
@@ -392,6 +395,7 @@ def run_summary(
     seed: int = 0,
     n_resamples: int = 10_000,
     errors: str = "exclude",
+    verdicts: str = "lenient",
 ) -> str:
     """The summary printed when `oversight run` finishes: the same as `oversight report`
     prints, from the judgments alone, without Elo fits, plots or the HTML page (no scipy,
@@ -399,6 +403,7 @@ def run_summary(
     p-values equal the report's."""
     d = Path(run_dir)
     j = judgments if judgments is not None else read_table(d / "judgments.parquet", "judgments")
+    j = apply_reading(j, verdicts)
     manifest = read_manifest(d)
     judges = judge_order(j, spec_judges(manifest)) if len(j) else []
     comparisons = comparisons_table(j, n_resamples=n_resamples, seed=seed, errors=errors,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -92,8 +93,23 @@ class OpenAIAPI(ModelAPI):
         # servers only understand max_tokens.
         official = card.base_url is None or "api.openai.com" in card.base_url
         self._tokens_param = "max_completion_tokens" if official else "max_tokens"
+        # A model without a system role gets system text at the head of its first user
+        # message: set on the card, or learnt from the server's own refusal (below).
+        self._merge_system = not card.system_role
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        try:
+            return await self._generate(request)
+        except ModelCallError as err:
+            if self._merge_system or err.kind != "bad_request" or not _SYSTEM_REFUSED.search(str(err)) \
+                    or not any(m.role == "system" for m in request.messages):
+                raise
+            # The server's chat template has no system role ("System role not supported"):
+            # from now on this model gets system text inside the first user message.
+            self._merge_system = True
+            return await self._generate(request)
+
+    async def _generate(self, request: GenerateRequest) -> GenerateResponse:
         kwargs = self._build(request)
         client = self._clients[self._next % len(self._clients)]
         self._next += 1
@@ -187,7 +203,8 @@ class OpenAIAPI(ModelAPI):
             raise ModelCallError("bad_request", f"{self.card.label} is not configured for images")
         kwargs: dict[str, Any] = {
             "model": self.card.model,
-            "messages": [_message(m) for m in request.messages],
+            "messages": [_message(m) for m in (merge_system(request.messages) if self._merge_system
+                                                 else request.messages)],
             self._tokens_param: request.max_tokens or self.card.max_tokens,
         }
         temperature = (
@@ -250,6 +267,23 @@ def _tls_context() -> Any:
     library = sys.modules.get(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0])
     make = getattr(library, "create_ssl_context", None)
     return make() if callable(make) else None
+
+
+_SYSTEM_REFUSED = re.compile(r"system (?:role|message|prompt)s? (?:is |are )?not (?:supported|allowed)|"
+                             r"(?:unsupported|unknown|invalid) role:? ['\"]?system", re.IGNORECASE)
+
+
+def merge_system(messages: list[Message]) -> list[Message]:
+    """The messages with every system message's text moved to the head of the first user
+    message (for a model or template without a system role)."""
+    system = "\n\n".join(m.plain_text for m in messages if m.role == "system")
+    rest = [m for m in messages if m.role != "system"]
+    if not system:
+        return rest
+    for i, m in enumerate(rest):
+        if m.role == "user":
+            return [*rest[:i], Message("user", (TextPart(f"{system}\n\n"), *m.parts)), *rest[i + 1 :]]
+    return [Message.text("user", system), *rest]
 
 
 def _has_images(messages: Iterable[Message]) -> bool:
