@@ -280,7 +280,7 @@ def estimate(prep: Prepared) -> Estimate:
                 t.cached_input_tokens += int(call.get("cached_input_tokens") or 0)
                 t.cache_write_tokens += int(call.get("cache_write_tokens") or 0)
 
-    asyncio.run(_rehearse(prep, add))
+    asyncio.run(rehearse(prep, add))
     for label, tally in est.models.items():
         est.cost_usd += tally.cost(prep.cards[label])
         est.uncached_cost_usd += tally.cost(prep.cards[label], caching=False)
@@ -288,7 +288,7 @@ def estimate(prep: Prepared) -> Estimate:
     return est
 
 
-async def _rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], None]) -> None:
+async def rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], None]) -> None:
     episodes = prep.plan.episodes
     models = {label: stand_in_model(card, prep.options.word_limit) for label, card in prep.cards.items()}
     pending = prep.plan.judges_per_transcript()

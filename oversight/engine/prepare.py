@@ -118,6 +118,21 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
         task_cards[tcard.name] = tcard.model_dump(mode="json")
         task_paths[tcard.name] = tcard.data_path()
 
+    prep = _assemble(spec, source, check_keys, cards, judges, agent, variants, items, skipped, task_cards, task_paths)
+    from oversight.engine.context import fit_context  # rehearses the plan: engine/estimate.py imports this module
+
+    fitted = fit_context(prep, source)
+    if fitted is None:
+        return prep
+    return _assemble(spec, source, False, cards, judges, agent, variants, fitted, skipped, task_cards, task_paths)
+
+
+def _assemble(
+    spec: RunSpec, source: str, check_keys: bool, cards: dict[str, ModelCard], judges: list[str], agent: str | None,
+    variants: dict[str, Variant], items: dict[str, list[Item]], skipped: dict[str, dict[str, int]],
+    task_cards: dict[str, dict[str, Any]], task_paths: dict[str, Path],
+) -> Prepared:
+    """The plan over these items, with the checks that need the roles."""
     roles = {"judge": judges, "agent": [agent] if agent else []}
     debaters: dict[str, Debater] = {}
     if agent:

@@ -63,7 +63,7 @@ def _project(tmp: Path, presets: dict[str, dict[str, object]] | None = None) -> 
     (proj / "judges" / "tiny.yaml").write_text(yaml.safe_dump(CARD))
     (proj / "protocols").mkdir()
     for name, body in (presets or {}).items():
-        (proj / "protocols" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, **body}))
+        (proj / "protocols" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "description": name, **body}))
     return proj
 
 
