@@ -291,6 +291,7 @@ class Episodes:
             "judge_answer": answer,
             "is_correct": answer == correct,
             "verdict_status": "ok",
+            "verdict_rule": "constrained",  # a form that offers only answer 1 or answer 2
             "p_correct": p_answer[correct],
             "assigned": ep.assigned,
             "agent_choice": None,

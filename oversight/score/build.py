@@ -47,6 +47,7 @@ TABLE_FILES = {
     "reliability": "diag_reliability.parquet",
     "costs": "diag_costs.parquet",
     "verification": "diag_verification.parquet",
+    "agent_format": "diag_agent_format.parquet",
     "calls": "diag_calls.parquet",
 }
 ALWAYS_WRITTEN = ("summary", "headline", "comparisons")
@@ -298,6 +299,7 @@ def compute_tables(
         "costs": diagnostics.cost_table(judgments, turns),
         "verification": diagnostics.verification_rates(
             turns if turns is not None else pd.DataFrame(), judgments),
+        "agent_format": diagnostics.agent_format(turns),
         "calls": diagnostics.calls_summary(calls),
     }
 

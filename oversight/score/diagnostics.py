@@ -236,6 +236,33 @@ def verification_rates(turns: pd.DataFrame, judgments: pd.DataFrame | None = Non
     return out[cols]
 
 
+def agent_format(turns: pd.DataFrame | None) -> pd.DataFrame:
+    """How agents' replies came out, per agent model × protocol (oversight/protocol/agent.py):
+    the share of turns with the Thinking/Argument split (`format_ok_rate`), cut at the token
+    limit by the provider (`max_tokens_rate`) or to the word limit by the harness
+    (`word_limit_rate`), and the mean words copied from the article outside passage tags
+    (extractive tasks). Every candidate a model wrote counts, chosen or not; turns stored
+    before these were recorded are left out."""
+    cols = ["agent", "protocol", "n_turns", "format_ok_rate", "max_tokens_rate", "word_limit_rate",
+            "mean_copied_words"]
+    if turns is None or len(turns) == 0 or "format_ok" not in turns.columns:
+        return pd.DataFrame(columns=cols)
+    t = turns[turns["role"].isin(["debater", "consultant"]) & turns["format_ok"].notna()].copy()
+    if len(t) == 0:
+        return pd.DataFrame(columns=cols)
+    t["_ok"] = t["format_ok"].astype(bool)
+    t["_max"] = t["finish_reason"].astype(object).eq("max_tokens")
+    t["_words"] = t["finish_reason"].astype(object).eq("word_limit")
+    t["_copied"] = pd.to_numeric(t["copied_words"], errors="coerce")
+    out = (
+        t.groupby(["agent", "protocol"], dropna=False, sort=True)
+        .agg(n_turns=("_ok", "size"), format_ok_rate=("_ok", "mean"), max_tokens_rate=("_max", "mean"),
+             word_limit_rate=("_words", "mean"), mean_copied_words=("_copied", "mean"))
+        .reset_index()
+    )
+    return out[cols]
+
+
 def calls_summary(calls: pd.DataFrame | None) -> pd.DataFrame:
     """Per model × role: calls, tokens, cost, mean latency, cache-hit rate, retries, errors."""
     cols = ["model", "role", "n_calls", "input_tokens", "output_tokens", "cost_usd",

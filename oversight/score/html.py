@@ -365,6 +365,8 @@ def diagnostics_html(page: Page) -> str:
                       ("calibration", "Calibration (where the provider gave log-probabilities)"),
                       ("costs", "Cost per judged instance"),
                       ("verification", "Passage verification (extractive tasks)"),
+                      ("agent_format", "Agent replies: Thinking/Argument format followed, cut at max_tokens or at "
+                                       "the word limit, words copied from the article outside passages"),
                       ("calls", "Model calls")):
         d = page.tables.get(key)
         if d is None or len(d) == 0:
