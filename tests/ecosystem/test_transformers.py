@@ -78,7 +78,14 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     package = Path(next(iter(spec.submodule_search_locations)))
     folder = tmp_path_factory.mktemp("smollm2")
     tokenizer = transformers.AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
-    model = transformers.AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
+    # The tensors are de-quantized on loading, but the model still counts as GGUF-quantized,
+    # which save_pretrained refuses: the same weights into a plain model of the same config.
+    config = loaded.config
+    del config.quantization_config
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
     tokenizer.save_pretrained(folder)
     model.save_pretrained(folder)
     return folder
@@ -147,23 +154,36 @@ class Counted:
         monkeypatch.setattr(transformers.GenerationMixin, "generate", counted_generate)
 
 
-def test_one_load_and_no_timeouts_from_the_queue(smollm2: Path, tmp_path: Path,
+def test_one_load_and_no_timeouts_from_the_queue(tiny_model: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """16 calls at the default concurrency (32) on the real model, with a timeout_s shorter
-    than the load and than the queue's wait: one load, no retries, one generation per call."""
-    counted = Counted(monkeypatch, load_delay_s=8)
-    judge = {"name": "smol", "provider": "transformers", "model": str(smollm2), "max_tokens": 8,
-             "temperature": 0, "timeout_s": 4}
-    spec = {"name": "smol", "tasks": ["prontoqa"], "limit": 8, "protocols": ["qa"], "judges": [judge]}
+    """16 calls at the default concurrency (32), with a timeout_s shorter than the load and
+    than the wait in the queue, far longer than one generation of the tiny model: one load,
+    no timeouts, no retries, one generation per call."""
+    counted = Counted(monkeypatch, load_delay_s=6)
+    judge = {"name": "tiny", "provider": "transformers", "model": str(tiny_model), "max_tokens": 6, "timeout_s": 3}
+    spec = {"name": "tiny", "tasks": ["prontoqa"], "limit": 8, "protocols": ["qa"], "judges": [judge]}
     result = oversight.run(spec, out=tmp_path / "run")
     calls = oversight.load(result.run_dir).calls
     assert result.status == "complete" and len(result.judgments) == 16
     assert counted.loads == 1
     assert len(calls) == 16 and calls["error"].isna().all() and (calls["retries"] == 0).all()
     assert counted.generations == len(calls)
-    assert (calls["output_tokens"] > 0).all()
-    # The latency stored is the generation's own, which the queue and the load never reach.
-    assert (calls["latency_s"] < 4).all()
+
+
+def test_a_run_with_the_real_model(smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SmolLM2 judging through the harness: one load, one generation per call, no errors,
+    and a resume that repeats nothing."""
+    counted = Counted(monkeypatch, load_delay_s=0)
+    judge = {"name": "smol", "provider": "transformers", "model": str(smollm2), "max_tokens": 8, "temperature": 0}
+    spec = {"name": "smol", "tasks": ["prontoqa"], "limit": 1, "protocols": ["qa"], "judges": [judge]}
+    result = oversight.run(spec, out=tmp_path / "run")
+    calls = oversight.load(result.run_dir).calls
+    assert result.status == "complete" and len(result.judgments) == 2
+    assert counted.loads == 1 and counted.generations == len(calls) == 2
+    assert calls["error"].isna().all() and (calls["retries"] == 0).all() and (calls["output_tokens"] > 0).all()
+    assert result.judgments["judge_raw"].str.len().min() > 0
+    again = oversight.run(spec, out=tmp_path / "run", resume=True)
+    assert again.status == "complete" and counted.loads == 1 and counted.generations == 2
 
 
 def test_a_generation_past_timeout_s_fails_as_a_timeout(smollm2: Path) -> None:
