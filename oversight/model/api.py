@@ -43,7 +43,7 @@ class ModelAPI(ABC):
     # late); the wrapper then sets no deadline of its own.
     times_itself: ClassVar[bool] = False
 
-    @classmethod
+    @classmethod  # noqa: B027 - optional hook
     def check_card(cls, card: ModelCard, where: str) -> None:
         """Raise OversightError when the card cannot work (a missing model folder, say),
         naming `where` (the card's file or the spec); run at `validate` and before a run."""

@@ -39,7 +39,7 @@ import oversight  # noqa: E402
 from oversight.model.card import resolve_model  # noqa: E402
 from oversight.model.providers import make_api  # noqa: E402
 from oversight.model.types import GenerateRequest, Message, ModelCallError  # noqa: E402
-from tests.ecosystem.helpers import cli, clean_env  # noqa: E402
+from tests.ecosystem.helpers import clean_env, cli  # noqa: E402
 
 WORDS = ["answer", "1", "2", ":", "the", "question", "is", "true", "false", "yes", "no", "which", "of", "two",
          "answers", "correct", "reply", "with", "a", "single", "line", "and", "nothing", "else", "judge", "read"]

@@ -85,7 +85,8 @@ class TransformersAPI(ModelAPI):
     def check_card(cls, card: ModelCard, where: str) -> None:
         folder = Path(card.model).expanduser()
         fix = ("Give the folder a model was saved to with `save_pretrained` (a relative one is read from the "
-               f"working directory, {Path.cwd()}), or a Hugging Face Hub id such as HuggingFaceTB/SmolLM2-135M-Instruct.")
+               f"working directory, {Path.cwd()}), or a Hugging Face Hub id such as "
+               "HuggingFaceTB/SmolLM2-135M-Instruct.")
         if folder.is_dir():
             if not (folder / "config.json").is_file():
                 raise OversightError(
@@ -123,7 +124,7 @@ class TransformersAPI(ModelAPI):
         """Run fn in this model's one worker thread: calls queue there without holding a thread each."""
         with self._guard:
             if self._worker is None:
-                self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"oversight-{self.card.label}")
+                self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oversight-transformers")
             if self._loading is None:
                 self._loading = self._worker.submit(self._load)
             return self._worker.submit(fn, *args)
