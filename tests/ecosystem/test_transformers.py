@@ -36,6 +36,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 import oversight  # noqa: E402
+from oversight.model import filehash  # noqa: E402
 from oversight.model.card import resolve_model  # noqa: E402
 from oversight.model.providers import make_api  # noqa: E402
 from oversight.model.types import GenerateRequest, Message, ModelCallError  # noqa: E402
@@ -211,7 +212,7 @@ def write_spec(where: Path, model: str, **card_extra: object) -> None:
     (where / "spec.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
 
 
-def test_resume_refuses_weights_saved_over_the_old_ones(tmp_path: Path) -> None:
+def test_resume_refuses_weights_saved_over_the_old_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same folder, same file names and sizes, other weights: the run identity differs."""
     save_tiny(tmp_path / "model", seed=0)
     write_spec(tmp_path, "./model")
@@ -226,8 +227,13 @@ def test_resume_refuses_weights_saved_over_the_old_ones(tmp_path: Path) -> None:
     stored = json.loads((tmp_path / "cache" / "file-sha256.json").read_text())
     weights = (tmp_path / "model" / "model.safetensors").resolve()
     assert any(k.startswith(f"{weights}|") for k in stored)
-    same = cli(["run", "spec.yaml", "--out", "run", "--resume"], cwd=tmp_path, env=env)
-    assert same.returncode == 0, same.stderr
+    hashed: list[Path] = []
+    sha256_file = filehash.sha256_file
+    monkeypatch.setattr(filehash, "sha256_file", lambda p: hashed.append(p) or sha256_file(p))
+    monkeypatch.setattr(filehash, "_memory", {})  # as in a new process
+    monkeypatch.chdir(tmp_path)
+    same = oversight.run(yaml.safe_load((tmp_path / "spec.yaml").read_text()), out=tmp_path / "run", resume=True)
+    assert same.status == "complete" and hashed == []
 
     old_size = weights.stat().st_size
     save_tiny(tmp_path / "model", seed=1)
