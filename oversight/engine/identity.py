@@ -60,7 +60,11 @@ def run_identity(prep: Prepared, templates: Templates) -> dict[str, Any]:
     for label, card in prep.cards.items():
         data = card.model_dump(mode="json")
         models[label] = {k: data.get(k) for k in MODEL_IDENTITY_KEYS}
-        models[label]["code_version"] = provider_class(card.provider).cache_version
+        api = provider_class(card.provider)
+        models[label]["code_version"] = api.cache_version
+        # Only where there is something: an empty entry would differ from older manifests.
+        if runtime := api.run_identity(card):
+            models[label]["runtime"] = runtime
         if card.gguf is not None:
             from oversight.model.local_server import identity
 

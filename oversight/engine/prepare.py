@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oversight import catalogue
 from oversight.dialogue.context import Options
 from oversight.dialogue.prompts import Templates
 from oversight.engine.plan import Debater, Plan, PlanSettings, check_protocols, make_plan, plan_tournament
@@ -83,7 +84,9 @@ def variant_options_for(base: Options, variant: Variant) -> Options:
 
 def _card(ref: str | dict[str, Any], where: str, cards: dict[str, ModelCard]) -> str:
     card = resolve_model(ref, where)
-    provider_class(card.provider)  # fails early if the provider's SDK is missing
+    api = provider_class(card.provider)  # fails early if the provider's SDK is missing
+    path = catalogue.find("judges", ref) if isinstance(ref, str) else None
+    api.check_card(card, str(path) if path is not None else f"{where}, model '{card.label}'")
     if card.label in cards and cards[card.label] != card:
         raise OversightError(f"{where}: two different models are both named '{card.label}'.")
     cards[card.label] = card

@@ -124,7 +124,9 @@ class Run:
             fix = (f"check the key in ${env} and that it may use this model" if env
                    else "check the server's credentials")
         else:
-            fix = "check the model id and base_url in its card"
+            # An in-process model has no base_url to check.
+            fix = ("check the model id and base_url in its card" if card is None or card.base_url
+                   else "check the model in its card")
         self.fatal = (f"model {where} refused the request ({failure.error}); every call to it would fail "
                       f"the same way, so no new episodes were started. To fix: {fix}, then resume.")
 

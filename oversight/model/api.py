@@ -40,6 +40,22 @@ class ModelAPI(ABC):
     # Part of every cache key: a provider whose replies come from our own code (sim) changes
     # it whenever that code changes, so stale replies are never served.
     cache_version: ClassVar[str] = ""
+    # True for a provider that enforces the card's `timeout_s` itself, over the work alone (an
+    # in-process model: a call queued behind others or waiting for the weights to load is not
+    # late); the wrapper then sets no deadline of its own.
+    times_itself: ClassVar[bool] = False
+
+    @classmethod  # noqa: B027 - optional hook
+    def check_card(cls, card: ModelCard, where: str) -> None:
+        """Raise OversightError when the card cannot work (a missing model folder, say),
+        naming `where` (the card's file or the spec); run at `validate` and before a run."""
+
+    @classmethod
+    def run_identity(cls, card: ModelCard) -> dict[str, Any]:
+        """What decides this model's replies beyond the card (the weights' hash, library
+        versions, the device): part of the run identity, so `--resume` refuses a run whose
+        weights changed. {} when the card says it all (a hosted model)."""
+        return {}
 
     def __init__(self, card: ModelCard, api_key: str | None, http_client: Any = None) -> None:
         """`http_client` is an optional `httpx2.AsyncClient` (tests inject a transport here)."""

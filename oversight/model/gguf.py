@@ -15,7 +15,6 @@ Packaged models (`gguf: NAME` on a card) come from PyPI packages that ship the w
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import struct
@@ -72,20 +71,12 @@ def _magic(path: Path) -> bytes:
         return fh.read(4)
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
 def sha256(path: Path) -> str:
-    """The file's sha256, hashed once per process for a given path, size and mtime."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+    """The file's sha256, kept per path, size and mtime (oversight/model/filehash.py), so a
+    resume does not read gigabytes of weights again."""
+    from oversight.model.filehash import sha256_file
+
+    return sha256_file(path)
 
 
 # GGUF value types: the struct format of each scalar (8 = string, 9 = array).

@@ -213,7 +213,7 @@ class Model:
             start = time.perf_counter()
             try:
                 # asyncio.timeout, not wait_for: wait_for wraps every call in a task of its own.
-                async with asyncio.timeout(self.card.timeout_s):
+                async with asyncio.timeout(None if self.api.times_itself else self.card.timeout_s):
                     response = await self.api.generate(request)
             except TimeoutError:
                 raise ModelCallError("timeout", f"no response within {self.card.timeout_s:g}s") from None
