@@ -55,6 +55,7 @@ from oversight.protocol.presets import Variant
 from oversight.store.collect import Collected, collect, totals
 from oversight.store.journal import Journal, JournalWriteError
 from oversight.store.lock import RunLock
+from oversight.store.safe_io import write_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -308,7 +309,8 @@ def run(
         if resume:
             check_same_experiment(run_dir, old, identity, command)
         else:
-            (run_dir / "spec.yaml").write_text(yaml.safe_dump(rspec.model_dump(mode="json"), sort_keys=False))
+            write_file(run_dir / "spec.yaml", yaml.safe_dump(rspec.model_dump(mode="json"), sort_keys=False),
+                       root=run_dir)
         run_id = str(old.get("run_id", run_dir.name))
         state = Run(prep, run_dir, run_id, out_stream, keep_errors)
         state.batch = {"batch_all": batch, "detach": detach, "fallback": batch_fallback, "poll_s": batch_poll_s}

@@ -119,7 +119,8 @@ class Model:
                 if pending.cancelled() and not (task and task.cancelling()):
                     continue  # the caller that owned the call was cancelled, not us: call again
                 raise
-            copy = GenerateResponse(shared.texts, shared.usage, shared.logprobs, shared.latency_s, cache_hit=True)
+            copy = GenerateResponse(shared.texts, shared.usage, shared.logprobs, shared.latency_s, cache_hit=True,
+                                    reply_model=shared.reply_model)
             self._account(copy)
             return copy
         fut: asyncio.Future[GenerateResponse] = asyncio.get_running_loop().create_future()
@@ -179,6 +180,9 @@ class Model:
                     response = await self.batch.call(key or self.key(request), request)
                 else:
                     response = await self._attempt(request)
+                if (bad := response.problem()) is not None:
+                    # Retried like any malformed reply, and never cached.
+                    raise ModelCallError("malformed", f"the reply cannot be used: {bad}")
                 response.retries = retries
                 return response
             except ModelCallError as err:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from oversight.errors import OversightError
+from oversight.store.safe_io import open_append
 
 JOURNAL = "journal.jsonl"
 
@@ -75,7 +76,7 @@ class Journal:
         self.path = run_dir / JOURNAL
         try:
             self.torn_bytes = cut_torn_tail(self.path)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = open_append(self.path, root=run_dir)
         except OSError as exc:
             raise JournalWriteError(f"Cannot open the run journal {self.path}: {exc.strerror or exc}.") from None
         self._prompts = set(known_prompts or ())
