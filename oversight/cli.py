@@ -275,7 +275,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for e in catalogue.entries("judges"):
             try:
                 card = resolve_model(e.name)
-                model = f"{card.provider}/{card.model}" + (f" @ {card.base_url}" if card.base_url else "")
+                url = card.public_dict()["base_url"]
+                model = f"{card.provider}/{card.model}" + (f" @ {url}" if url else "")
                 print(f"{e.name:<24} {model:<56} {_origin(e)}")
             except OversightError as exc:
                 print(f"{e.name:<24} (invalid card: {exc}) {_origin(e)}")
@@ -458,7 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OversightError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        from oversight.model import redact
+
+        print(f"error: {redact.scrub_known(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

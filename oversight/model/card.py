@@ -127,6 +127,10 @@ class ModelCard(Strict):
     def _http_url(cls, v: str | None) -> str | None:
         if v is not None and not URL.fullmatch(v):
             raise ValueError("base_url must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        if v is not None:
+            from oversight.model import redact
+
+            redact.public_url(v)  # registers any key the URL carries, so nothing prints or stores it
         return v
 
     @field_validator("api_key_env")
@@ -191,8 +195,14 @@ class ModelCard(Strict):
         return value
 
     def public_dict(self) -> dict[str, Any]:
-        """The card as recorded in a manifest: never a secret, only the variable's name."""
-        return self.model_dump(mode="json")
+        """The card as recorded in a manifest: never a secret, only the variable's name (and a
+        base_url with its credentials replaced)."""
+        data = self.model_dump(mode="json")
+        if self.base_url:
+            from oversight.model import redact
+
+            data["base_url"] = redact.public_url(self.base_url)
+        return data
 
     def batch_rate(self) -> float:
         """What a batch call costs as a share of the online price (with no batch_price)."""

@@ -258,6 +258,19 @@ class GenerateResponse:
     # a gateway or a misrouted alias may answer with another model than the card asked for.
     reply_model: str = ""
 
+    def scrub_secrets(self) -> None:
+        """Replace every value the process knows to be secret in the texts: a server may echo
+        the request's key in a 200 reply, and from here a text reaches the journal, the
+        tables, the report, the Inspect export and the cache. A changed sample's
+        log-probability positions no longer hold, so they are dropped."""
+        from oversight.model.redact import scrub_known
+
+        clean = [scrub_known(t) for t in self.texts]
+        if clean != self.texts:
+            if self.logprobs is not None:
+                self.logprobs = [s if c == t else [] for s, c, t in zip(self.logprobs, clean, self.texts, strict=False)]
+            self.texts = clean
+
     def problem(self) -> str | None:
         """Why this reply cannot be used as it is (None when it can). Checked where a reply
         enters the harness, from a provider or from the cache, so that what passes keeps
@@ -314,6 +327,7 @@ class GenerateResponse:
         )
         if (bad := out.problem()) is not None:
             raise ValueError(bad)
+        out.scrub_secrets()  # an entry written before its secret was known
         return out
 
 

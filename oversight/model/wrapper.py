@@ -183,6 +183,7 @@ class Model:
                 if (bad := response.problem()) is not None:
                     # Retried like any malformed reply, and never cached.
                     raise ModelCallError("malformed", f"the reply cannot be used: {bad}")
+                response.scrub_secrets()
                 response.retries = retries
                 return response
             except ModelCallError as err:

@@ -87,8 +87,9 @@ def test_an_impossible_reply_fails_its_call_and_the_run_still_seals(
     assert (calls["input_tokens"].fillna(0) >= 0).all() and (calls["cost_usd"].fillna(0) >= 0).all()
     totals = strict_manifest(run)["totals"]
     assert totals["cost_usd"] == 0 and totals["input_tokens"] == 0
-    # Nothing bad went into the cache: a second run asks the server again.
-    with Tampered(BAD_REPLIES[case]) as server:
+    # Nothing bad went into the cache: a second run (same server address, so the same cache
+    # keys) asks the server again.
+    with Tampered(BAD_REPLIES[case], port=server.port) as server:
         run_against(server, tmp_path, _isolated_cache, name="again")
         assert len(server.requests) == 8
 
@@ -102,39 +103,39 @@ def test_the_model_a_reply_names_is_recorded(tmp_path: Path, _isolated_cache: Pa
     calls = pd.read_parquet(run / "calls.parquet")
     assert calls["model"].eq("j").all()
     assert calls["reply_model"].eq("gpt-cheaper-2024").all()
-    # And from the cache, the same.
-    with Tampered(rename) as server:
+    # And from the cache (same address, same keys), the same.
+    with Tampered(rename, port=server.port) as server:
         again = run_against(server, tmp_path, _isolated_cache, name="again")
+        assert server.requests == []
     assert pd.read_parquet(again / "calls.parquet")["reply_model"].eq("gpt-cheaper-2024").all()
 
 
-WRONG_SHAPES: list[Any] = [
-    {"texts": "Answer: 1", "usage": [1, 1]},
-    {"texts": [1, 2], "usage": [1, 1]},
-    {"texts": ["Answer: 1"], "usage": ["a", "b"]},
-    {"texts": ["Answer: 1"], "usage": [-5, 3]},
-    {"texts": ["Answer: 1"], "usage": [True, 3]},
-    {"texts": ["Answer: 1"], "usage": [1, 1], "logprobs": [[[0, 1, {"1": 3.0}]]]},
-    {"texts": ["Answer: 1"], "usage": [1, 1], "logprobs": [[[0, 1, {"1": "x"}]]]},
-    {"texts": ["Answer: 1"], "usage": [1, 1], "logprobs": "x"},
-    {"texts": ["Answer: 1"], "usage": [1, 1], "latency_s": "slow"},
-    [["Answer: 1"]],
-]
+WRONG_SHAPES: dict[str, Any] = {
+    "negative_usage": {"texts": ["Answer: 1"], "usage": [-5, 3]},
+    "bool_usage": {"texts": ["Answer: 1"], "usage": [True, 3]},
+    "float_usage": {"texts": ["Answer: 1"], "usage": [1.5, 3e300]},
+    "positive_logprob": {"texts": ["Answer: 1"], "usage": [1, 1], "logprobs": [[[8, 9, {"1": 3.0}]]]},
+    "logprob_outside_text": {"texts": ["Answer: 1"], "usage": [1, 1], "logprobs": [[[80, 90, {"1": -0.1}]]]},
+    "texts_a_string": {"texts": "Answer: 1", "usage": [1, 1]},
+    "not_an_object": [["Answer: 1"], [1, 1]],
+}
 
 
-def test_cache_entries_of_the_wrong_shape_are_misses(tmp_path: Path, _isolated_cache: Path) -> None:
+@pytest.mark.parametrize("shape", list(WRONG_SHAPES))
+def test_cache_entries_of_the_wrong_shape_are_misses(shape: str, tmp_path: Path, _isolated_cache: Path) -> None:
     with FakeOpenAI() as server:
         run_against(server, tmp_path, _isolated_cache)
         first = len(server.requests)
     entries = sorted(_isolated_cache.rglob("*.json"))
     assert len(entries) == first == 4
-    for i, path in enumerate(entries):
-        path.write_text(json.dumps(WRONG_SHAPES[i % len(WRONG_SHAPES)]))
-    with FakeOpenAI() as server:
+    for path in entries:
+        path.write_text(json.dumps(WRONG_SHAPES[shape]))
+    with FakeOpenAI(port=server.port) as server:  # the same address: the same cache keys
         again = run_against(server, tmp_path, _isolated_cache, name="again")
         assert len(server.requests) == 4  # every damaged entry asked again, none trusted
     j = pd.read_parquet(again / "judgments.parquet")
     assert j["error"].isna().all() and j["verdict_status"].eq("ok").all(), j[["error", "verdict_status"]]
+    assert (pd.read_parquet(again / "calls.parquet")["input_tokens"] > 0).all()
 
 
 @pytest.mark.parametrize("price", ["1e308", "2000000"])
