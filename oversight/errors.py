@@ -43,7 +43,7 @@ class RunStopped(OversightError):
 # file named by mistake): an assignment to a credential-named variable, or a token in the
 # shape the big providers issue. An error message quoting a user's file shows neither.
 _SECRET_ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z0-9_.-]*(?:key|token|secret|passw(?:or)?d|pwd|credential|auth)[A-Za-z0-9_.-]*)"""
+    r"""(?P<name>[A-Za-z0-9_.-]*(?:key|token|secret|passw(?:or)?d|pwd|credential|auth)(?![a-z])[A-Za-z0-9_.-]*)"""
     r"""(?P<sep>["']?\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;]+)""",
     re.IGNORECASE,
 )
