@@ -131,10 +131,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Options that would do nothing as combined are an error, not silently ignored."""
+    pointless = [
+        (args.detach and not args.batch, "--detach only applies with --batch"),
+        (args.batch_poll is not None and not args.batch, "--batch-poll only applies with --batch"),
+        (args.keep_errors and not args.resume, "--keep-errors only applies with --resume"),
+        (args.dry_run and args.resume, "--dry-run plans a new run; it cannot be combined with --resume"),
+        (args.dry_run and args.detach, "--dry-run sends nothing, so there is nothing to --detach from"),
+        (args.dry_run and args.out is not None, "--dry-run writes nothing, so --out has no effect"),
+        (args.dry_run and args.keep_errors, "--dry-run runs nothing, so --keep-errors has no effect"),
+    ]
+    for wrong, why in pointless:
+        if wrong:
+            raise OversightError(f"{why}. Drop the option, or add the one it needs.")
+    if args.batch_poll is not None and not (0 < args.batch_poll <= 86_400):  # also false for nan
+        raise OversightError(
+            f"--batch-poll must be a number of seconds above 0 and at most 86400 (a day), got {args.batch_poll}."
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from oversight.engine.prepare import prepare
     from oversight.engine.spec import load_spec
 
+    _check_run_options(args)
     if args.dry_run:
         from oversight.engine.estimate import estimate
 
@@ -278,7 +299,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for e in catalogue.entries("judges"):
             try:
                 card = resolve_model(e.name)
-                model = f"{card.provider}/{card.model}" + (f" @ {card.base_url}" if card.base_url else "")
+                url = card.public_dict()["base_url"]
+                model = f"{card.provider}/{card.model}" + (f" @ {url}" if url else "")
                 print(f"{e.name:<24} {model:<56} {_origin(e)}")
             except OversightError as exc:
                 print(f"{e.name:<24} (invalid card: {exc}) {_origin(e)}")
@@ -457,11 +479,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             catalogue.include(inc)
         if args.command in ("run", "validate"):
             args.spec = _spec_path(args.spec)
+        if getattr(args, "out", None) is not None and not str(args.out).strip():
+            # An empty --out (an unset variable) would write into the current folder.
+            raise OversightError("--out is empty (an unset shell variable?); give the directory to write to.")
+        for name in ("spec", "run_dir", "run_dirs"):
+            given = getattr(args, name, None)
+            if any(not str(v).strip() for v in (given if isinstance(given, list) else [given] if given is not None
+                                                 else [])):
+                what = name.upper().removesuffix("S")
+                raise OversightError(f"an empty {what} argument (an unset shell variable?); give the path.")
         return COMMANDS[args.command](args)
     except OversightError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        from oversight.model import redact
+
+        print(f"error: {redact.scrub_known(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -20,12 +20,15 @@ validation error can point at the line that holds the bad value.
 
 from __future__ import annotations
 
+import os
+import stat
+import types
 from collections.abc import Hashable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from oversight.errors import OversightError, clip, excerpt, nearest
@@ -37,7 +40,47 @@ SECRET_FIELDS = {"api_key_env", "api_key"}  # their values are never quoted in a
 
 
 class Strict(BaseModel):
+    """Unknown keys rejected, and no value of one kind silently read as another: pydantic's
+    lax mode would take `true` as the number 1, `"yes"` or `"off"` as a boolean and `"5"`
+    as a number, so a typo or a quoted value would change a limit without a word."""
+
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and (problem := _kind_problem(field.annotation, value)) is not None:
+            raise ValueError(problem)
+        return value
+
+
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types a field's annotation admits (through Optional, unions, Annotated)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_kinds(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(_scalar_kinds(a) for a in get_args(annotation)))
+    if origin is Literal:
+        return {type(a) for a in get_args(annotation)}
+    return {annotation} if annotation in (bool, int, float, str) else set()
+
+
+def _kind_problem(annotation: Any, value: Any) -> str | None:
+    kinds = _scalar_kinds(annotation)
+    numeric = kinds & {int, float}
+    number = "an integer" if numeric == {int} else "a number"
+    if isinstance(value, bool):
+        if numeric and bool not in kinds:
+            return f"{str(value).lower()} is a yes/no value, not a number; write {number}"
+        return None
+    if isinstance(value, str) and str not in kinds and (numeric or bool in kinds):
+        wanted = "true or false" if not numeric else number
+        return f"{value!r:.40} is text; write {wanted} (without quotes)"
+    if bool in kinds and not numeric and isinstance(value, int | float):
+        return f"{value!r:.40} is a number; write true or false"
+    return None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -178,9 +221,28 @@ def parse_yaml(text: str, source: str) -> Any:
         raise OversightError(f"{source}: nested too deeply to read (thousands of levels).") from None
 
 
+def require_regular_file(path: Path) -> None:
+    """Refuse what is not a plain file before opening it: a FIFO blocks the reader forever,
+    and a link to /dev/zero or /dev/urandom never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise OversightError(f"File not found: {path}.") from None
+    except OSError as exc:
+        raise OversightError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(mode):
+        raise OversightError(f"{path} is a directory; expected a file.")
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or
+                stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+        raise OversightError(f"{path} is not a regular file (it is {kind}); point at the data file itself.")
+
+
 def read_yaml(path: Path) -> Any:
     """A YAML file (UTF-8, with or without a byte-order mark) → Python data."""
     try:
+        if not os.path.isdir(path):
+            require_regular_file(path)
         with open(path, "rb") as f:
             raw = f.read(MAX_YAML_BYTES + 1)  # never more: the path may be a device or a pipe
     except FileNotFoundError:

@@ -11,6 +11,7 @@ of text or an alias-expanded YAML structure, and the message must stay one short
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 from collections.abc import Iterable
 
@@ -38,13 +39,35 @@ class RunStopped(OversightError):
     exit_code = 1
 
 
+# What a secret looks like where the harness cannot know it (a line of a `.env` or a data
+# file named by mistake): an assignment to a credential-named variable, or a token in the
+# shape the big providers issue. An error message quoting a user's file shows neither.
+_SECRET_ASSIGNMENT = re.compile(
+    r"""(?P<name>[A-Za-z0-9_.-]*(?:key|token|secret|passw(?:or)?d|pwd|credential|auth)(?![a-z])[A-Za-z0-9_.-]*)"""
+    r"""(?P<sep>["']?\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;]+)""",
+    re.IGNORECASE,
+)
+_SECRET_TOKEN = re.compile(
+    r"\b(?:sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|hf_[A-Za-z0-9]{30,}|eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_.-]+)"
+)
+HIDDEN = "[hidden]"
+
+
+def hide_secret_looking(text: str) -> str:
+    """`text` with secret-looking values replaced: for excerpts of files the user named,
+    which may be a `.env` given by mistake."""
+    text = _SECRET_TOKEN.sub(HIDDEN, text)
+    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m['name']}{m['sep']}{HIDDEN}", text)
+
+
 def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
     """A short repr of `value` for an error message: at most about `limit` characters."""
     try:
         text = repr(value) if isinstance(value, str) and len(value) <= limit else _repr.repr(value)
     except ValueError:  # repr() of an int with more than 4,300 digits
         text = f"<{type(value).__name__} too large to show>"
-    text = " ".join(text.split())  # a message is one paragraph, even for multi-line values
+    text = hide_secret_looking(" ".join(text.split()))  # one paragraph, even for multi-line values
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -52,7 +75,7 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
 
 def clip(text: str, limit: int = EXCERPT_CHARS) -> str:
     """`text` on one line, cut to about `limit` characters (no quotes added)."""
-    flat = " ".join(text.split())
+    flat = hide_secret_looking(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

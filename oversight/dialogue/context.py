@@ -58,6 +58,7 @@ class CallRecord:
     prompt_id: str = ""  # prompts.parquet: the exact messages this call sent
     replicate: int = 0
     batch_id: str | None = None  # the provider batch that answered it (--batch), priced at batch rates
+    reply_model: str | None = None  # the model the reply names, when the provider names one
 
 
 T = TypeVar("T")
@@ -142,6 +143,7 @@ class Context:
         record.cache_hit = response.cache_hit
         record.retries = response.retries
         record.batch_id = response.batch_id or None
+        record.reply_model = response.reply_model or None
         return response
 
 def user_message(ctx: Context, text: str) -> Message:

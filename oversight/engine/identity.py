@@ -20,6 +20,7 @@ from typing import Any
 
 from oversight.dialogue.prompts import Templates
 from oversight.engine.prepare import Prepared
+from oversight.model import redact
 from oversight.model.providers import provider_class
 from oversight.task.item import Item
 
@@ -77,7 +78,9 @@ def run_identity(prep: Prepared, templates: Templates) -> dict[str, Any]:
             "data_sha256": file_sha256(path) if path else None,
             "items_sha256": items_sha256(prep.items[name]),
         }
-    return {"spec": spec, "models": models, "tasks": tasks, "templates": templates.load_all()}
+    # Credentials (a key inside an inline card's base_url) are never part of an identity:
+    # it is written to manifest.json, and a rotated key is the same experiment.
+    return redact.scrub_data({"spec": spec, "models": models, "tasks": tasks, "templates": templates.load_all()})
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

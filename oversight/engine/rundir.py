@@ -18,7 +18,9 @@ import oversight
 from oversight.engine.identity import describe_differences, differences
 from oversight.engine.spec import RunSpec
 from oversight.errors import OversightError
+from oversight.model import redact
 from oversight.store.journal import JOURNAL
+from oversight.store.safe_io import write_file
 
 MANIFEST = "manifest.json"
 
@@ -102,9 +104,9 @@ def check_same_experiment(d: Path, old: dict[str, Any], identity: dict[str, Any]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    # allow_nan=False: a non-finite number must never reach manifest.json as bare `Infinity`.
+    text = redact.scrub_known(json.dumps(data, indent=2, default=str, allow_nan=False))
+    write_file(path, text, root=path.parent)
 
 
 def git_commit() -> str | None:

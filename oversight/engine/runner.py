@@ -48,6 +48,7 @@ from oversight.engine.rundir import (
 )
 from oversight.engine.spec import RunSpec, spec_from_any
 from oversight.errors import RunStopped
+from oversight.model import redact
 from oversight.model.cache import ResponseCache
 from oversight.model.local_server import LocalServers
 from oversight.model.providers import make_api
@@ -56,6 +57,7 @@ from oversight.protocol.presets import Variant
 from oversight.store.collect import Collected, collect, totals
 from oversight.store.journal import Journal, JournalWriteError
 from oversight.store.lock import RunLock
+from oversight.store.safe_io import write_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -311,7 +313,8 @@ def run(
         if resume:
             check_same_experiment(run_dir, old, identity, command)
         else:
-            (run_dir / "spec.yaml").write_text(yaml.safe_dump(rspec.model_dump(mode="json"), sort_keys=False))
+            dumped = yaml.safe_dump(redact.scrub_data(rspec.model_dump(mode="json")), sort_keys=False)
+            write_file(run_dir / "spec.yaml", dumped, root=run_dir)
         run_id = str(old.get("run_id", run_dir.name))
         state = Run(prep, run_dir, run_id, out_stream, keep_errors)
         state.batch = {"batch_all": batch, "detach": detach, "fallback": batch_fallback, "poll_s": batch_poll_s}
@@ -327,7 +330,7 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
     rspec = prep.spec
     cache = ResponseCache.for_mode(Path(rspec.cache_dir).expanduser() if rspec.cache_dir else None,
                                    cache_mode, warn=state.note)
-    journal = Journal(run_dir, set(state.before.prompts))
+    journal = Journal(run_dir, set(state.before.prompts), scrub=redact.scrub_known)
     if journal.torn_bytes:
         state.note(f"cut a torn final journal line ({journal.torn_bytes} bytes) left by an interrupted run; "
                    f"the work it described is done again.")

@@ -167,8 +167,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
         if "=" not in item:
             raise OversightError(f"--set expects key=value (e.g. --set limit=4), got '{item}'.")
         key, raw = item.split("=", 1)
+        if not raw.strip():
+            # `--set budget_usd=$BUDGET` with the variable unset would otherwise lift the limit.
+            raise OversightError(
+                f"--set {key.strip()}= has no value (an unset shell variable?). Give a value, or "
+                f"`--set {key.strip()}=null` to clear the key on purpose."
+            )
         try:
-            value = parse_yaml(raw, f"--set {key.strip()}") if raw else None
+            value = parse_yaml(raw, f"--set {key.strip()}")
         except OversightError as exc:
             if "refused" in str(exc):
                 raise  # a duplicate key or alias bomb in a value is an error, not a string

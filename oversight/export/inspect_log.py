@@ -23,6 +23,7 @@ Needs `inspect_ai` (`pip install 'oversight[inspect]'`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -32,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from oversight.errors import OversightError
+from oversight.store.safe_io import write_with
 from oversight.store.tables import Results, load
 
 SCORER = "oversight"
@@ -244,6 +246,8 @@ def export_inspect(run_dir: str | Path, out: str | Path | None = None) -> list[P
     except (OSError, ValueError):
         manifest = {}
     target = Path(out) if out is not None else res.run_dir / "inspect"
+    # Inside the run directory (the default), no folder on the way may be a link planted there.
+    root = target if out is not None else res.run_dir
     j = res.judgments.copy()
     if j.empty:
         raise OversightError(f"{res.run_dir}: judgments.parquet has no rows; there is nothing to export.")
@@ -255,6 +259,7 @@ def export_inspect(run_dir: str | Path, out: str | Path | None = None) -> list[P
     for key, rows in j.groupby(["task", "variant", "judge", "qa_role"], sort=True):
         task, variant, judge, qa_role = (str(k) for k in key)
         path = target / f"{_slug(task)}_{_slug(variant)}_{_slug(judge)}{'_agent-qa' if qa_role else ''}.eval"
-        log.write_eval_log(writer.log((task, variant, judge, qa_role), rows), str(path))
+        eval_log = writer.log((task, variant, judge, qa_role), rows)
+        write_with(path, functools.partial(log.write_eval_log, eval_log), root=root)
         written.append(path)
     return written

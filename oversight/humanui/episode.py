@@ -40,6 +40,7 @@ from oversight.model.cache import ResponseCache
 from oversight.model.card import ModelCard
 from oversight.model.wrapper import Model
 from oversight.store.journal import Journal, cut_torn_tail
+from oversight.store.safe_io import open_append
 from oversight.task.item import Item
 
 DRAFTS = "human_drafts.jsonl"
@@ -156,7 +157,7 @@ class Episodes:
         self.drafts_path = run.run_dir / DRAFTS
         self._drafts = _load_drafts(self.drafts_path, run.done)
         cut_torn_tail(self.drafts_path)
-        self._drafts_file = open(self.drafts_path, "a", encoding="utf-8")  # noqa: SIM115 - held while serving
+        self._drafts_file = os.fdopen(open_append(self.drafts_path, root=run.run_dir), "a", encoding="utf-8")
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

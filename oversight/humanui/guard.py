@@ -82,7 +82,7 @@ class Guard:
                 await refuse(403, "Refused", "A form from another site cannot be sent to this server.")
                 return
             length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
                 await refuse(413, "Too large", "That form is too large.")
                 return
         if self.token is not None:

@@ -24,6 +24,7 @@ from oversight.humanui.run import HumanRun, load_run
 from oversight.humanui.server import JudgeApp, Settings, create_app, require_framework
 
 __all__ = ["JudgeServer", "Settings", "bind", "seal", "seal_only"]
+from oversight.model import redact
 from oversight.store.journal import Journal
 from oversight.store.lock import RunLock
 
@@ -76,7 +77,7 @@ class JudgeServer:
             loopback = is_loopback(settings.host)
             if not loopback and settings.token is None:
                 settings.token = secrets.token_urlsafe(18)
-            journal = Journal(self.run_dir, self.run.known_prompts)
+            journal = Journal(self.run_dir, self.run.known_prompts, scrub=redact.scrub_known)
             from oversight.model.cache import ResponseCache
 
             spec = self.run.prep.spec

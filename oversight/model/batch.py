@@ -29,16 +29,19 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from oversight.errors import OversightError
 from oversight.model.types import GenerateRequest, GenerateResponse, ModelCallError
 
 # The same torn-tail rule and write error as the run journal (store/ is a peer bottom layer).
 from oversight.store.journal import JournalWriteError, cut_torn_tail
+from oversight.store.safe_io import open_append
 
 if TYPE_CHECKING:
     from oversight.model.api import ModelAPI
@@ -120,7 +123,7 @@ class BatchStore:
         try:
             if self._f is None:
                 cut_torn_tail(self.path)
-                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+                self._f = os.fdopen(open_append(self.path, root=self.path.parent), "a", encoding="utf-8")
             # One write and an fsync: the record must outlive a SIGKILL a moment later.
             self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._f.flush()
@@ -136,19 +139,53 @@ class BatchStore:
             self._f = None
 
 
+# Every provider's batch ids (OpenAI batch_…, Anthropic msgbatch_…, Gemini batches/…) and
+# the harness's own tokens fit this; anything else read from a run directory is refused
+# before it reaches a URL (a shared run directory is not trusted).
+BATCH_ID = re.compile(r"(?:batches/)?[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    for name in ("batch_id", "token"):
+        value = record.get(name)
+        if value is not None and not (isinstance(value, str) and BATCH_ID.fullmatch(value) and ".." not in value):
+            return f"{name} {str(value)[:60]!r} is not a batch id (letters, digits, _ . : -)"
+    keys = record.get("keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return "keys must be a list of strings"
+    if "label" in record and not isinstance(record["label"], str):
+        return "label must be a string"
+    return None
+
+
+def _checked_id(batch_id: str | None) -> str | None:
+    """A provider's batch id, refused (as a malformed reply) unless it looks like one: it is
+    journaled and later put into URLs."""
+    if batch_id is not None and (bad := _record_problem({"batch_id": batch_id})) is not None:
+        raise ModelCallError("malformed", f"the provider answered a batch submission with {bad}")
+    return batch_id
+
+
 def read_batches(run_dir: Path) -> list[dict[str, Any]]:
-    """Every whole record of a run's batch journal (a torn or damaged line is skipped)."""
+    """Every whole record of a run's batch journal (a torn or unparseable line is skipped;
+    a parseable record holding an id that is not one is an error naming the line)."""
     path = run_dir / BATCHES
     out: list[dict[str, Any]] = []
     if not path.exists():
         return out
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if not line.endswith("\n"):
                 break  # a torn tail: the submission it describes never completed its journaling
             with contextlib.suppress(json.JSONDecodeError):
                 record = json.loads(line)
                 if isinstance(record, dict) and ("batch_id" in record or "token" in record):
+                    if (bad := _record_problem(record)) is not None:
+                        raise OversightError(
+                            f"{path} line {n}: {bad}. The batch journal was edited or damaged; "
+                            f"oversight will not send a provider a value read from it unchecked. "
+                            f"Remove that line (its calls are then sent again) or restore the file."
+                        )
                     out.append(record)
     return out
 
@@ -347,7 +384,7 @@ class BatchCollector:
     async def _recover(self, token: str) -> None:
         intent = self.ctx.store.intents[token]
         try:
-            batch_id = await self.api.batch_find(token)
+            batch_id = _checked_id(await self.api.batch_find(token))
         except ModelCallError:
             batch_id = None  # cannot tell: sending again risks paying twice, but never loses a call
         with contextlib.suppress(JournalWriteError):
@@ -366,6 +403,7 @@ class BatchCollector:
             self.ctx.store.write({"type": "intent", "token": token, "label": self.label, "keys": keys,
                                   "shapes": shapes})
             batch_id = await self.api.batch_submit([(f"c{i}", r) for i, (_, r, _) in enumerate(chunk)], token)
+            _checked_id(batch_id)
         except (ModelCallError, JournalWriteError) as err:
             with contextlib.suppress(JournalWriteError):
                 self.ctx.store.write({"type": "abandoned", "token": token, "label": self.label})
@@ -459,7 +497,8 @@ class BatchCollector:
 
 
 def _copy(r: GenerateResponse, batch_id: str) -> GenerateResponse:
-    out = GenerateResponse(r.texts, r.usage, r.logprobs, r.latency_s, finish_reasons=r.finish_reasons)
+    out = GenerateResponse(r.texts, r.usage, r.logprobs, r.latency_s, reply_model=r.reply_model,
+                           finish_reasons=r.finish_reasons)
     out.batch_id = batch_id
     return out
 

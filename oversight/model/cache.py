@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from oversight.model.types import GenerateResponse
+from oversight.store.safe_io import write_all
 
 
 def default_cache_dir() -> Path:
@@ -109,16 +110,7 @@ class ResponseCache:
             if key[:2] not in self._made:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 self._made.add(key[:2])
-            data = json.dumps(response.to_json()).encode("utf-8")
-            # One unbuffered write through the file descriptor: a text-mode file object costs
-            # more than the write itself at thousands of calls a second.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+            write_all(tmp, json.dumps(response.to_json()).encode("utf-8"))
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):

@@ -7,7 +7,8 @@ Numbers are bounded when the card is read, so that a typo fails at once instead 
 or failing every call later: `max_concurrency` 1 … 4,096 (each slot may hold a connection);
 `rpm` and `tpm` at least 1 (fractions above 1 are fine; a limiter cannot grant one request
 out of a budget below one); `max_tokens` ≤ 1,000,000; `temperature` 0 … 2; `timeout_s`
-≤ 3,600; `max_retries` ≤ 100; prices ≥ 0; every float finite. `base_url` is an http(s)
+≤ 3,600; `max_retries` ≤ 100; prices 0 … 1,000,000 USD per million tokens; every float
+finite; a name printable, on one line. `base_url` is an http(s)
 URL and `api_key_env` the name of an environment variable.
 
 `provider` is any name in the provider registry (oversight/model/registry.py): the built-in
@@ -31,6 +32,10 @@ from oversight.errors import OversightError, excerpt, unknown_name
 from oversight.model import registry
 
 MAX_MODEL_CONCURRENCY = 4_096
+MAX_PRICE = 1_000_000.0  # USD per million tokens
+# A card's name reaches file names, HTML and log lines: printable, no path separators
+# beyond the one in `provider/model`, no control characters.
+CARD_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\\]{1,200}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 URL = re.compile(r"https?://[^\s/?#]+[^\s]*")
 
@@ -43,10 +48,12 @@ class Price(Strict):
     shipped cards carry each provider's real rates."""
 
     # A negative price would make spending go down and the budget never trip.
-    input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
-    output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
-    cached_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
-    cache_write_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    # A huge one (1e308) would make a call's cost infinite; $1,000,000 per million tokens is
+    # far above any real price and keeps every cost and total finite.
+    input_per_mtok: float = Field(0.0, ge=0, le=MAX_PRICE, allow_inf_nan=False)
+    output_per_mtok: float = Field(0.0, ge=0, le=MAX_PRICE, allow_inf_nan=False)
+    cached_input_per_mtok: float | None = Field(None, ge=0, le=MAX_PRICE, allow_inf_nan=False)
+    cache_write_per_mtok: float | None = Field(None, ge=0, le=MAX_PRICE, allow_inf_nan=False)
 
 
 class SimParams(Strict):
@@ -106,6 +113,16 @@ class ModelCard(Strict):
     batch_price: Price | None = None
     batch_poll_s: float = Field(30.0, gt=0, le=86_400, allow_inf_nan=False)  # how often a batch is polled
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, v: str | None) -> str | None:
+        if v is not None and (not CARD_NAME.fullmatch(v) or not v.isprintable() or v != v.strip()):
+            raise ValueError(
+                "a model name must be 1 to 200 printable characters with no line breaks, control "
+                "characters, backslashes or surrounding spaces"
+            )
+        return v
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, v: str) -> str:
@@ -144,6 +161,17 @@ class ModelCard(Strict):
     def _http_url(cls, v: str | None) -> str | None:
         if v is not None and not URL.fullmatch(v):
             raise ValueError("base_url must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        if v is not None:
+            from urllib.parse import urlsplit
+
+            from oversight.model import redact
+
+            try:
+                urlsplit(v).port  # noqa: B018 - raises for a port outside 0 … 65535
+            except ValueError:
+                raise ValueError("base_url has a port outside 1 … 65535 (or one that is not a number)") from None
+
+            redact.public_url(v)  # registers any key the URL carries, so nothing prints or stores it
         return v
 
     @field_validator("api_key_env")
@@ -208,8 +236,14 @@ class ModelCard(Strict):
         return value
 
     def public_dict(self) -> dict[str, Any]:
-        """The card as recorded in a manifest: never a secret, only the variable's name."""
-        return self.model_dump(mode="json")
+        """The card as recorded in a manifest: never a secret, only the variable's name (and a
+        base_url with its credentials replaced)."""
+        data = self.model_dump(mode="json")
+        if self.base_url:
+            from oversight.model import redact
+
+            data["base_url"] = redact.public_url(self.base_url)
+        return data
 
     def batch_rate(self) -> float:
         """What a batch call costs as a share of the online price (with no batch_price)."""

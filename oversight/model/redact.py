@@ -24,7 +24,7 @@ import os
 import re
 import threading
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
 # Shorter values would turn ordinary words into [REDACTED]; no real API key is this short.
@@ -88,6 +88,56 @@ def scrub(text: str) -> str:
     text = _QUOTED.sub(_quoted, text)
     text = _UNQUOTED.sub(_unquoted, text)
     return _BEARER.sub(_bearer, text)
+
+
+def scrub_known(text: str) -> str:
+    """`text` with every registered secret replaced, and nothing else: for replies and
+    records, where a header-shaped phrase may be the model's own words (a code answer's
+    `api_key = ...`) but a value the harness knows to be secret never belongs."""
+    pattern = _pattern()
+    return pattern.sub(REDACTED, text) if pattern is not None and text else text
+
+
+def scrub_data(data: Any) -> Any:
+    """Plain JSON-able `data` with every registered secret replaced in every string."""
+    if _pattern() is None:
+        return data
+    return json.loads(scrub_known(json.dumps(data, default=str)))
+
+
+_URL_SECRET_PARAMS = re.compile(r"key|token|secret|sig|signature|passw(?:or)?d|auth|credential", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries: `user:password@` (the user alone when it is the only
+    credential, as some gateways take a key there) and the values of key-like query
+    parameters (`?key=`, `?api_key=`, `?token=`…)."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password] if parts.password else [parts.username] if parts.username else []
+        query = parse_qsl(parts.query, keep_blank_values=False)
+    except ValueError:
+        return []
+    found += [v for k, v in query if _URL_SECRET_PARAMS.search(k)]
+    return [unquote(s) for s in found if s]
+
+
+def public_url(url: str) -> str:
+    """`url` with its credentials (see url_secrets) replaced by [REDACTED], for manifests and listings."""
+    secrets = url_secrets(url)
+    for name in secrets:
+        register(name)
+    if not secrets:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        user = creds.split(":", 1)[0] if parts.password else REDACTED
+        netloc = f"{user}:{REDACTED}@{host}" if parts.password else f"{REDACTED}@{host}"
+    query = "&".join(f"{k}={REDACTED}" if _URL_SECRET_PARAMS.search(k) else f"{quote_plus(k)}={quote_plus(v)}"
+                     for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def clip(text: str, limit: int) -> str:

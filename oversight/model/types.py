@@ -18,6 +18,13 @@ from typing import Any, Literal
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
+# No model reads or writes this many tokens in one call (n samples included); a larger count
+# is a broken or hostile reply. Bounded so that a run's sums stay far inside int64 and its
+# cost finite.
+MAX_TOKENS_PER_CALL = 100_000_000
+# A log-probability may come back a hair above 0 from float rounding; more than this is not one.
+LOGPROB_SLACK = 1e-4
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -143,8 +150,24 @@ class Usage:
 
     @staticmethod
     def from_list(values: list[int]) -> Usage:
-        """Reads both the old two-number form and the new four-number form (missing = 0)."""
-        return Usage(*(int(v or 0) for v in values[:4]))
+        """Reads both the old two-number form and the new four-number form (missing = 0);
+        anything else (a string, a float, a bool, a count out of range) is a ValueError, so a
+        cache entry of the wrong shape is a miss."""
+        if not isinstance(values, list) or not 2 <= len(values) <= 4:
+            raise ValueError(f"usage must be a list of 2 to 4 token counts, not {values!r:.80}")
+        usage = Usage(*values)
+        if (bad := usage.problem()) is not None:
+            raise ValueError(bad)
+        return usage
+
+    def problem(self) -> str | None:
+        """Why these counts cannot be true (None when they can): every count a whole number
+        in 0 … MAX_TOKENS_PER_CALL, the cached and written parts within the input."""
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_TOKENS_PER_CALL:
+                return f"{name} = {v!r:.40} is not a token count in 0 … {MAX_TOKENS_PER_CALL:,}"
+        return None
 
 
 @dataclass
@@ -164,8 +187,25 @@ class ChoiceLogprobs:
         """One sample's positions; an entry cached before positions were kept (a bare
         {choice: logprob}) has no known position and is dropped rather than guessed."""
         if isinstance(d, list):
-            return [ChoiceLogprobs(int(a), int(b), dict(p)) for a, b, p in d]
+            out = []
+            for entry in d:
+                if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], dict)):
+                    raise ValueError(f"a log-probability entry must be [start, end, {{choice: logprob}}], "
+                                     f"not {entry!r:.80}")
+                a, b, p = entry
+                if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b)):
+                    raise ValueError(f"log-probability positions must be whole numbers, not {entry!r:.80}")
+                out.append(ChoiceLogprobs(a, b, dict(p)))
+            return out
         return []
+
+    def problem(self) -> str | None:
+        if not 0 <= self.start <= self.end:
+            return f"log-probability position [{self.start}, {self.end}) is not a span of the text"
+        for k, v in self.probs.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v > LOGPROB_SLACK:
+                return f"log-probability of {k!r:.20} is {v!r:.40}, not a finite number <= 0"
+        return None
 
 
 # One reply token as a provider reports it: its text, its log-probability, and the top
@@ -221,10 +261,52 @@ class GenerateResponse:
         # A provider may send a lone UTF-16 surrogate (a JSON "\ud800" escape); no UTF-8
         # file (journal, parquet) can hold one, so it becomes U+FFFD here, one character for
         # one, which keeps every log-probability position in place.
-        self.texts = [t if t.isascii() or not _LONE_SURROGATE.search(t) else _LONE_SURROGATE.sub("\ufffd", t)
-                      for t in self.texts]
+        self.texts = [t if not isinstance(t, str) or t.isascii() or not _LONE_SURROGATE.search(t)
+                      else _LONE_SURROGATE.sub("\ufffd", t) for t in self.texts]
     # The provider batch that answered this call (oversight/model/batch.py); "" if online.
     batch_id: str = ""
+    # The model the provider says answered (its reply's `model` field), "" if it names none:
+    # a gateway or a misrouted alias may answer with another model than the card asked for.
+    reply_model: str = ""
+
+    def scrub_secrets(self) -> None:
+        """Replace every value the process knows to be secret in the texts: a server may echo
+        the request's key in a 200 reply, and from here a text reaches the journal, the
+        tables, the report, the Inspect export and the cache. A changed sample's
+        log-probability positions no longer hold, so they are dropped."""
+        from oversight.model.redact import scrub_known
+
+        clean = [scrub_known(t) for t in self.texts]
+        if clean != self.texts:
+            if self.logprobs is not None:
+                self.logprobs = [s if c == t else [] for s, c, t in zip(self.logprobs, clean, self.texts, strict=False)]
+            self.texts = clean
+
+    def problem(self) -> str | None:
+        """Why this reply cannot be used as it is (None when it can). Checked where a reply
+        enters the harness, from a provider or from the cache, so that what passes keeps
+        every total finite and monotone and every verdict's probability a probability.
+        (Cached and written input tokens beyond the input are left to ModelCard.cost, which
+        clamps them.)"""
+        if not isinstance(self.texts, list) or not all(isinstance(t, str) for t in self.texts):
+            return "texts must be a list of strings"
+        if (bad := self.usage.problem()) is not None:
+            return bad
+        if not isinstance(self.latency_s, int | float) or not 0 <= self.latency_s < math.inf:
+            return f"latency {self.latency_s!r:.40} is not a finite number of seconds"
+        if self.logprobs is not None:
+            if not isinstance(self.logprobs, list) or len(self.logprobs) != len(self.texts):
+                return "log-probabilities must be given per sample"
+            for text, sample in zip(self.texts, self.logprobs, strict=True):
+                for c in sample:
+                    if (bad := c.problem()) is not None:
+                        return bad
+                    if c.end > len(text):
+                        return (f"log-probability position [{c.start}, {c.end}) lies outside a "
+                                f"{len(text)}-character reply")
+        if not isinstance(self.reply_model, str) or len(self.reply_model) > 200 or not self.reply_model.isprintable():
+            return f"the reply's model name {self.reply_model!r:.80} is not a printable name"
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -232,19 +314,35 @@ class GenerateResponse:
             "usage": self.usage.to_list(),
             "logprobs": [[p.to_json() for p in s] for s in self.logprobs] if self.logprobs else None,
             "latency_s": self.latency_s,
+            **({"reply_model": self.reply_model} if self.reply_model else {}),
             **({"finish": self.finish_reasons} if self.finish_reasons else {}),
         }
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> GenerateResponse:
+        """A cached reply; ValueError for any entry of the wrong shape (the cache then treats
+        it as a miss rather than trusting it)."""
+        if not isinstance(d, dict) or not isinstance(d.get("texts"), list):
+            raise ValueError("a cached reply must be an object with a list of texts")
+        logprobs = d.get("logprobs")
+        if logprobs is not None and not isinstance(logprobs, list):
+            raise ValueError("cached log-probabilities must be a list per sample")
+        latency = d.get("latency_s", 0.0)
+        if isinstance(latency, bool) or not isinstance(latency, int | float):
+            raise ValueError("cached latency must be a number")
         finish = d.get("finish")
-        return GenerateResponse(
+        out = GenerateResponse(
             texts=list(d["texts"]),
             usage=Usage.from_list(d["usage"]),
-            logprobs=[ChoiceLogprobs.from_json(x) for x in d["logprobs"]] if d.get("logprobs") else None,
-            latency_s=float(d.get("latency_s", 0.0)),
+            logprobs=[ChoiceLogprobs.from_json(x) for x in logprobs] if logprobs else None,
+            latency_s=float(latency),
+            reply_model=d.get("reply_model", ""),
             finish_reasons=[str(f) for f in finish] if isinstance(finish, list) else None,
         )
+        if (bad := out.problem()) is not None:
+            raise ValueError(bad)
+        out.scrub_secrets()  # an entry written before its secret was known
+        return out
 
 
 def finish_reason(raw: object) -> str | None:

@@ -126,7 +126,7 @@ class Model:
                     continue  # the caller that owned the call was cancelled, not us: call again
                 raise
             copy = GenerateResponse(shared.texts, shared.usage, shared.logprobs, shared.latency_s, cache_hit=True,
-                                    finish_reasons=shared.finish_reasons)
+                                    reply_model=shared.reply_model, finish_reasons=shared.finish_reasons)
             self._account(copy)
             return copy
         fut: asyncio.Future[GenerateResponse] = asyncio.get_running_loop().create_future()
@@ -186,6 +186,10 @@ class Model:
                     response = await self.batch.call(key or self.key(request), request)
                 else:
                     response = await self._attempt(request)
+                if (bad := response.problem()) is not None:
+                    # Retried like any malformed reply, and never cached.
+                    raise ModelCallError("malformed", f"the reply cannot be used: {bad}")
+                response.scrub_secrets()
                 response.retries = retries
                 return response
             except ModelCallError as err:

@@ -352,7 +352,7 @@ def _int(v: Any) -> int | None:
 
 
 def _natural(s: object) -> tuple[object, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(s)))
+    return tuple(int(p) if p.isascii() and p.isdigit() else p for p in re.split(r"([0-9]+)", str(s)))
 
 
 def _spread(keys: list[Any], limit: int, group: Callable[[Any], Any]) -> list[Any]:

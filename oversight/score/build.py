@@ -14,6 +14,7 @@ names here); neither of those two imports the other. Scipy (Elo fits) and matplo
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from oversight.score.compare import comparisons_table, headline_table
 from oversight.score.frame import apply_reading, check_errors_mode, check_reading, check_table, judge_order
 from oversight.score.html import Page, render_html
 from oversight.score.open import open_table
+from oversight.store.safe_io import write_file, write_with
 
 # Table name → parquet file written for it (only when the table has rows, except those in
 # ALWAYS_WRITTEN, which downstream code can rely on).
@@ -373,7 +375,8 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
         table = result.tables[name]
         if len(table) or name in ALWAYS_WRITTEN:
             path = out / fname
-            _parquet_safe(table).to_parquet(path, index=False)
+            safe = _parquet_safe(table)
+            write_with(path, functools.partial(safe.to_parquet, index=False), root=out)
             result.files[name] = path
 
     if write_plots:
@@ -399,7 +402,7 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
             n_resamples=result.n_resamples, max_transcripts=max_transcripts, verdicts=result.verdicts,
         )
         result.html_path = out / "report.html"
-        result.html_path.write_text(render_html(page), encoding="utf-8")
+        write_file(result.html_path, render_html(page), root=out)
         result.files["html"] = result.html_path
 
 

@@ -28,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from oversight.score.frame import group_rank, is_cross_play, judge_order, protocol_rank, show_value
+from oversight.store.safe_io import write_with
 
 SIM_LABEL = "SIMULATED (sim models)"
 DPI = 110
@@ -62,7 +63,7 @@ def _yerr(df: pd.DataFrame, mid: str, lo: str, hi: str) -> np.ndarray:
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    write_with(path, lambda tmp: fig.savefig(tmp, dpi=DPI), root=path.parent)
     return path
 
 

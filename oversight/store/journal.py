@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oversight.errors import OversightError
+from oversight.store.safe_io import open_append
 
 JOURNAL = "journal.jsonl"
 
@@ -71,11 +72,15 @@ class Written:
 
 
 class Journal:
-    def __init__(self, run_dir: Path, known_prompts: set[str] | None = None) -> None:
+    def __init__(self, run_dir: Path, known_prompts: set[str] | None = None,
+                 scrub: Callable[[str], str] | None = None) -> None:
+        # The last guard of every record: the caller's scrubber (model/redact.py: every
+        # value the process knows to be secret) over the whole line.
+        self._scrub = scrub
         self.path = run_dir / JOURNAL
         try:
             self.torn_bytes = cut_torn_tail(self.path)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = open_append(self.path, root=run_dir)
         except OSError as exc:
             raise JournalWriteError(f"Cannot open the run journal {self.path}: {exc.strerror or exc}.") from None
         self._prompts = set(known_prompts or ())
@@ -87,7 +92,8 @@ class Journal:
             new = {k: v for k, v in prompts.items() if k not in self._prompts}
             if new:
                 record["prompts"] = new
-        line = (json.dumps(record, default=str, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+        text = json.dumps(record, default=str, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = (self._scrub(text) if self._scrub is not None else text).encode("utf-8")
         try:
             # One write() of the whole line on the unbuffered descriptor: nothing waits in a
             # buffer, and a kill can at worst tear this one line.

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from oversight.errors import OversightError
+from oversight.store.safe_io import NOFOLLOW
 
 try:
     import fcntl
@@ -26,7 +27,13 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise OversightError(
+                f"Cannot open the run lock {self.path}: {exc.strerror or exc}"
+                f"{' (it is a symbolic link; remove it)' if self.path.is_symlink() else ''}."
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,7 +12,6 @@ point to. `Results.item(row)` and `Results.prompt(id)` follow those links.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from oversight.errors import OversightError
+from oversight.store.safe_io import write_with
 
 # judgments.parquet: the stable, documented columns (DESIGN §6), then extras.
 JUDGMENT_COLUMNS: dict[str, str] = {
@@ -123,6 +123,9 @@ CALL_COLUMNS: dict[str, str] = {
     "prompt_id": "string",
     "superseded": "boolean",  # made by an episode record a later one replaced (a retried error)
     "batch_id": "string",  # the provider batch that answered the call (--batch); null if online or cached
+    # The model the provider's reply names (null if it names none, or in older runs): a gateway
+    # or alias may answer with another model than the card's.
+    "reply_model": "string",
 }
 
 ITEM_COLUMNS: dict[str, str] = {
@@ -152,9 +155,7 @@ def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    write_with(path, lambda tmp: df.to_parquet(tmp, index=False), root=path.parent)
 
 
 def prompt_rows(prompts: dict[str, str]) -> list[dict[str, Any]]:

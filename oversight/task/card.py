@@ -29,6 +29,10 @@ class TaskCard(Strict):
     hf: HFSource | None = None  # a Hugging Face dataset instead of `path` (task/hf.py)
     fields: dict[str, str] = {}  # generic loader: our field -> the file's column
     correct_base: int = 0  # generic loader: label is 0- or 1-based
+    # generic loader: how a text label is read. `auto` tries an index, a letter and an
+    # answer's text, and a label that two of them read differently (options ["1", "0"],
+    # label "0") is an error naming the row; `index`, `letter` or `text` reads it one way only.
+    correct_as: Literal["auto", "index", "letter", "text"] = "auto"
     options: dict[str, Any] = {}  # loader-specific settings, documented per loader
     description: str = ""
     citation: str = ""

@@ -214,7 +214,7 @@ class AnthropicAPI(ModelAPI):
             read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
             written = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
             usage = Usage(int(u.input_tokens or 0) + read + written, int(u.output_tokens or 0), read, written)
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
             raise ModelCallError(
                 "malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)
             ) from None
@@ -241,7 +241,7 @@ def _batch_outcome(result: Any) -> tuple[str, Usage] | ModelCallError | None:
             read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
             written = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
             usage = Usage(int(u.input_tokens or 0) + read + written, int(u.output_tokens or 0), read, written)
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
             return ModelCallError("malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS))
         if not text.strip():
             return ModelCallError("malformed", f"response has no text (stop_reason={message.stop_reason})")

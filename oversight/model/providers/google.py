@@ -331,13 +331,15 @@ def _parse(response: Any, request: GenerateRequest, want_logprobs: bool) -> Gene
             logprobs = [_candidate_logprobs(c, request.logprob_choices) for c in candidates]
     except ModelCallError:
         raise
-    except (AttributeError, TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
         raise ModelCallError(
             "malformed", clip(f"unexpected response shape: {exc}", _MAX_ERROR_CHARS)
         ) from None
     if len(texts) != request.n:
         raise ModelCallError("bad_request", f"asked for {request.n} candidates, got {len(texts)}")
-    return GenerateResponse(texts=texts, usage=usage, logprobs=logprobs)
+    named = getattr(response, "model_version", None)
+    return GenerateResponse(texts=texts, usage=usage, logprobs=logprobs,
+                            reply_model=named if isinstance(named, str) else "")
 
 
 def _candidate_logprobs(candidate: Any, wanted: tuple[str, ...]) -> list[ChoiceLogprobs]:

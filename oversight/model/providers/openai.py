@@ -347,7 +347,7 @@ def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> Generate
             logprobs = [_choice_logprobs(c, request.logprob_choices) for c in choices]
     except ModelCallError:
         raise
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+    except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ModelCallError("malformed", clip(f"unexpected response shape: {exc!r}", _MAX_ERROR_CHARS)) from None
     if len(texts) != request.n:
         # Some compatible servers silently ignore n; retrying would not help.
@@ -355,7 +355,9 @@ def _parse(body: Any, request: GenerateRequest, want_logprobs: bool) -> Generate
             "bad_request",
             f"asked for {request.n} samples, got {len(texts)}; the server may not support n",
         )
+    named = body.get("model")
     return GenerateResponse(texts=texts, usage=parsed_usage, logprobs=logprobs,
+                            reply_model=named if isinstance(named, str) else "",
                             finish_reasons=finish if any(finish) else None)
 
 

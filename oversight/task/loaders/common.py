@@ -20,7 +20,7 @@ from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from oversight.config import validate
+from oversight.config import require_regular_file, validate
 from oversight.errors import OversightError, clip, excerpt
 from oversight.task.card import LoadResult, TaskCard
 from oversight.task.item import Item
@@ -104,7 +104,7 @@ class Rec:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and is_integer_text(value):
             return int(value.strip())
         raise self.fail(f"field '{key}' should be an integer, got {excerpt(value)}")
 
@@ -122,6 +122,12 @@ class Rec:
         return Rec(data, self.path, f"{self.where}, {label}")
 
 
+def is_integer_text(text: str) -> bool:
+    """Whether `text` is an integer int() reads: ASCII digits only ("²".isdigit() is true too)."""
+    digits = text.strip().removeprefix("-")
+    return digits.isascii() and digits.isdigit()
+
+
 def index_in_range(rec: Rec, key: str, index: int, n: int, base: int) -> int:
     """A `base`-indexed label → 0-based index; out of range is a file error, not a skip."""
     if not base <= index < n + base:
@@ -136,6 +142,7 @@ def index_in_range(rec: Rec, key: str, index: int, n: int, base: int) -> int:
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
+    require_regular_file(path)
     try:
         if path.name.endswith(".gz"):
             return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
@@ -234,7 +241,15 @@ def read_csv(path: Path, header: bool = True, delimiter: str = ",") -> Iterator[
                 if names is None:
                     data: dict[Any, Any] = dict(enumerate(row))
                 else:
-                    data = dict(zip(names, row, strict=False))
+                    if len(row) != len(names):
+                        # zip would drop the extras (or leave fields missing) and use a
+                        # shifted row: an unquoted comma in a question moves every value after it.
+                        raise OversightError(
+                            f"{path}: line {reader.line_num}: {len(row)} values for {len(names)} columns "
+                            f"({', '.join(names)}). A value holding the delimiter must be quoted "
+                            f'("Is it, really?"); check that row.'
+                        )
+                    data = dict(zip(names, row, strict=True))
                 yield Rec(data, path, f"line {reader.line_num}")
         except csv.Error as exc:
             raise OversightError(f"{path}: line {reader.line_num}: malformed CSV ({exc}).") from None
@@ -285,6 +300,7 @@ def file_kind(path: Path) -> str:
 def read_table(path: Path) -> Iterator[Rec]:
     """Records of a JSONL / JSON-array / CSV / TSV / Parquet file, chosen by extension."""
     kind = file_kind(path)
+    require_regular_file(path)
     if kind == "jsonl":
         yield from read_jsonl(path)
     elif kind == "json":

@@ -7,7 +7,10 @@ The card's `fields` maps our names to the file's columns:
 - `answers` names one column holding a list (a JSON or Python list literal in CSV), or
   several columns separated by commas (`answers: "A, B, C, D"`).
 - `correct` is an index (`correct_base` 0 or 1), an option letter (A, B, …) or the text of
-  the correct option. An index or letter outside the options is an error.
+  the correct option. An index or letter outside the options is an error. A text label
+  that reads as two different answers (options `["1", "0"]` with label `"0"`: index 0 or
+  the text of option 2; options `["B", "A"]` with label `"A"`) is an error naming the row,
+  unless the card's `correct_as` (index, letter or text) says how to read every label.
 
 With two answers the file's order is kept; with more, the correct one is kept together
 with one wrong option chosen by `rng_for(seed, task, item_id)` (recorded in meta).
@@ -28,6 +31,7 @@ from oversight.task.loaders.common import (
     NoOptions,
     Rec,
     clean,
+    is_integer_text,
     is_null,
     options,
     read_table,
@@ -94,7 +98,21 @@ def _parse_list(rec: Rec, key: str, raw: str) -> list[Any]:
     raise rec.fail(f"field '{key}' should be a list of answers (JSON or Python list), got {excerpt(raw)}")
 
 
-def _correct_index(rec: Rec, key: str, value: Any, answers: list[str], base: int) -> int:
+def _readings(v: str, answers: list[str], base: int) -> dict[str, int]:
+    """Every way a text label can be read, as (reading → 0-based index), in range only."""
+    n = len(answers)
+    out: dict[str, int] = {}
+    if is_integer_text(v) and 0 <= int(v) - base < n:
+        out["index"] = int(v) - base
+    if len(v) == 1 and "A" <= v <= "Z" and ord(v) - ord("A") < n:
+        out["letter"] = ord(v) - ord("A")
+    matches = [i for i, a in enumerate(answers) if clean(a) == v]
+    if matches:
+        out["text"] = matches[0]
+    return out
+
+
+def _correct_index(rec: Rec, key: str, value: Any, answers: list[str], base: int, rule: str = "auto") -> int:
     n = len(answers)
     if isinstance(value, bool):
         raise rec.fail(f"field '{key}' is a boolean; map it to an index, letter or answer text")
@@ -103,20 +121,33 @@ def _correct_index(rec: Rec, key: str, value: Any, answers: list[str], base: int
         idx = int(value) - base
     elif isinstance(value, str):
         v = value.strip()
-        if v.lstrip("-").isdigit():
-            idx = int(v) - base
-        elif len(v) == 1 and v.isalpha() and v.isupper():
-            idx = ord(v) - ord("A")
+        readings = _readings(v, answers, base)
+        if rule != "auto":
+            if rule not in readings:
+                raise rec.fail(f"field '{key}' ({excerpt(v)}) is not {_RULE_WORDS[rule]} (the card's correct_as "
+                               f"is {rule}; there are {n} answers, correct_base {base})")
+            idx = readings[rule]
+        elif len(set(readings.values())) > 1:
+            said = "; ".join(f"as {_RULE_WORDS[r]} it is answer {i + 1} ({excerpt(answers[i], 30)})"
+                             for r, i in readings.items())
+            raise rec.fail(f"field '{key}' is {excerpt(v)}, which names different answers read different ways: "
+                           f"{said}. Set correct_as (index, letter or text) in the task card to say which")
+        elif readings:
+            idx = next(iter(readings.values()))
+        elif is_integer_text(v):
+            idx = int(v) - base  # out of range: reported below
+        elif len(v) == 1 and "A" <= v <= "Z":
+            idx = ord(v) - ord("A")  # out of range: reported below
         else:
-            matches = [i for i, a in enumerate(answers) if clean(a) == v]
-            if not matches:
-                raise rec.fail(f"field '{key}' ({excerpt(v)}) is not an index, a letter or one of the answers")
-            idx = matches[0]
+            raise rec.fail(f"field '{key}' ({excerpt(v)}) is not an index, a letter or one of the answers")
     if idx is None:
         raise rec.fail(f"field '{key}' should be an index, letter or answer text, got {excerpt(value)}")
     if not 0 <= idx < n:
         raise rec.fail(f"field '{key}' is {excerpt(value)}, outside the {n} answers (correct_base is {base})")
     return idx
+
+
+_RULE_WORDS = {"index": "an index", "letter": "an option letter", "text": "an answer's text"}
 
 
 @register_loader("generic")
@@ -129,7 +160,8 @@ def load_generic(card: TaskCard, path: Path, seed: int) -> LoadResult:
         item_id = _scalar_text(rec, f["id"]) if "id" in f else str(n)
         question = clean(_scalar_text(rec, f["question"]))
         answers = _answers(rec, f["answers"])
-        correct = _correct_index(rec, f["correct"], rec.get(f["correct"]), answers, card.correct_base)
+        correct = _correct_index(rec, f["correct"], rec.get(f["correct"]), answers, card.correct_base,
+                                 card.correct_as)
         article = _scalar_text(rec, f["article"]) if "article" in f else None
         texts = [clean(a) for a in answers]
         if not question:
