@@ -10,7 +10,10 @@ own processes only); a minimal read-only /dev; and a size-capped tmpfs at /tmp, 
 working and only writable directory. No other /etc, no /root or /home, no project
 directory, no host /tmp, no /sys, no host sockets (a new network namespace has only its
 own loopback; abstract AF_UNIX names are per namespace). `--clearenv` leaves only the
-variables set here. The PID namespace and `--die-with-parent` tie every process the
+variables set here. A seccomp filter (`sandbox_seccomp`) denies rarely needed kernel calls.
+bwrap's own init process is inside the PID namespace, so what it shows there names no
+host path: its options come from a memory file (`--args`), not its command line, and it
+starts with an empty environment in /. The PID namespace and `--die-with-parent` tie every process the
 program starts to the namespace's init, which the caller kills to end them all.
 
 Who runs bwrap (found by probing, once per process):

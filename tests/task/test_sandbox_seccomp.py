@@ -122,7 +122,8 @@ for p in os.listdir("/proc"):
     if p.isdigit() or p in ("self", "thread-self"):
         for f in ("cmdline", "environ", "mountinfo", "mounts", "status", "stat", "cwd", "root", "exe", "maps"):
             path = f"/proc/{p}/{f}"
-            attempt(path, lambda path=path: os.readlink(path) if f in ("cwd", "root", "exe") else open(path, "rb").read())
+            link = f in ("cwd", "root", "exe")
+            attempt(path, lambda path=path, link=link: os.readlink(path) if link else open(path, "rb").read())
         for fd in os.listdir(f"/proc/{p}/fd") if os.access(f"/proc/{p}/fd", os.R_OK) else ():
             attempt(f"/proc/{p}/fd/{fd}", lambda p=p, fd=fd: os.readlink(f"/proc/{p}/fd/{fd}"))
 attempt("/proc/mounts", lambda: open("/proc/mounts", "rb").read())
