@@ -28,3 +28,15 @@ def test_overhead_runs_harness_and_both_sdk_baselines_as_processes() -> None:
 def test_overhead_in_process_mode_for_profiling() -> None:
     out = run("benchmarks/overhead.py", "--n", "20", "--latency", "0.01", "--concurrency", "4", "--in-process")
     assert "in this process" in out and "harness: 20 calls, 0 errors" in out
+
+
+def test_grid_load_runs_online_then_batch_killed_and_resumed() -> None:
+    out = run("benchmarks/grid_load.py", "--limit", "1", "--tasks", "boolq", "quality")
+    online, batch, same = out.strip().splitlines()[-3:]
+    assert online.startswith("online: ") and " 0 errors" in online, out
+    assert re.search(r"^batch \((SIGKILL at \d+ of \d+ episodes journaled, then --resume|finished before the kill)\)",
+                     batch), out
+    for line in (online, batch):
+        held, distinct = map(int, re.search(r"holding (\d+) prompts, (\d+) distinct", line).groups())  # type: ignore[union-attr]
+        assert held == distinct > 0, line
+    assert same.endswith("all equal"), out

@@ -125,26 +125,50 @@ class JournalScan:
     unreadable: int = 0  # lines that are not a JSON object (damaged by hand or by a bug)
 
 
+class JournalReader:
+    """The journal's records one at a time (a full-size run's journal is too big to hold
+    parsed); `unreadable` counts the lines skipped so far."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / JOURNAL
+        self.unreadable = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    self.unreadable += 1
+                    continue
+                if isinstance(record, dict):
+                    yield record
+                else:
+                    self.unreadable += 1
+
+
 def scan_journal(run_dir: Path) -> JournalScan:
-    scan = JournalScan()
-    path = run_dir / JOURNAL
-    if not path.exists():
-        return scan
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                scan.unreadable += 1
-                continue
-            if isinstance(record, dict):
-                scan.records.append(record)
-            else:
-                scan.unreadable += 1
-    return scan
+    reader = JournalReader(run_dir)
+    records = list(reader)
+    return JournalScan(records, reader.unreadable)
 
 
 def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
-    yield from scan_journal(run_dir).records
+    yield from JournalReader(run_dir)
+
+
+def journal_prompts(run_dir: Path) -> Iterator[tuple[str, str]]:
+    """Each distinct prompt the journal holds, (prompt_id, messages JSON), in journal order."""
+    seen: set[str] = set()
+    for record in JournalReader(run_dir):
+        prompts = record.get("prompts")
+        if not isinstance(prompts, dict):
+            continue
+        for pid, blob in prompts.items():
+            if pid not in seen and isinstance(blob, str):
+                seen.add(pid)
+                yield pid, blob
