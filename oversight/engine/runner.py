@@ -146,7 +146,7 @@ class Run:
         rt = Runtime(models, prep.options, self.templates, prep.items, dict(pending_judges), prep.debaters,
                      self.run_id, on_transcript=journal.write, seed=prep.spec.seed,
                      journaled=self.before.transcripts, on_fatal=self.on_fatal,
-                     variant_options=prep.variant_options)
+                     variant_options=prep.variant_options, on_prompt=journal.write_prompt)
         budget = prep.spec.budget_usd
         queue = iter(todo)
 

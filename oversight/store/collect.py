@@ -40,7 +40,7 @@ def _valid(rec: dict[str, Any]) -> bool:
         return isinstance(rec.get("episode_id"), str) and isinstance(rec.get("row"), dict)
     if kind == "transcript":
         return isinstance(rec.get("transcript_id"), str)
-    return kind == "pass"
+    return kind in ("pass", "prompt")
 
 
 def collect(run_dir: Path) -> Collected:
@@ -57,6 +57,8 @@ def collect(run_dir: Path) -> Collected:
         prompts = rec.pop("prompts", None)
         if isinstance(prompts, dict):
             out.prompt_ids.update(prompts)
+        if rec["type"] == "prompt":
+            continue
         if rec["type"] == "pass":
             out.passes.append(rec)
         elif rec["type"] == "episode":

@@ -6,8 +6,12 @@ journal for appending first cuts such a torn tail off (and says how many bytes),
 next record starts on a line of its own instead of being glued to the fragment and lost.
 
 Records: `episode` (a judged instance: its row, turns and calls), `transcript` (a shared
-debate transcript), `pass` (one invocation's accounting, written when it ends). Any record
-may carry `prompts`: the prompts its calls sent that no earlier record holds, by prompt_id.
+debate transcript), `pass` (one invocation's accounting, written when it ends), `prompt`
+(one prompt, journaled as it is sent). Any record may carry `prompts`: prompts that no
+earlier record holds, by prompt_id (the content hash the calls refer to), so each distinct
+prompt is in the journal once. Runs now journal every prompt in a `prompt` record of its
+own as it is sent, so that no prompt waits in memory for its episode to end; journals from
+before, whose episode and transcript records carry their prompts, read the same.
 """
 
 from __future__ import annotations
@@ -105,6 +109,11 @@ class Journal:
                 self.written.cost_usd += c.get("cost_usd") or 0.0
                 self.written.input_tokens += c.get("input_tokens") or 0
                 self.written.output_tokens += c.get("output_tokens") or 0
+
+    def write_prompt(self, prompt_id: str, messages: str) -> None:
+        """Journal a prompt as it is sent, unless the journal already holds it."""
+        if prompt_id not in self._prompts:
+            self.write({"type": "prompt"}, {prompt_id: messages})
 
     def close(self) -> None:
         if self._fd < 0:
