@@ -41,3 +41,15 @@ def test_real_model_benchmark_runs_tiny() -> None:
     out = run("benchmarks/real_model.py", "--tasks", "prontoqa", "--limit", "1", "--word-limit", "10",
               "--max-tokens", "16")
     assert "free run:" in out and "invalid_strict" in out and "qa " in out
+
+
+def test_grid_load_runs_online_then_batch_killed_and_resumed() -> None:
+    out = run("benchmarks/grid_load.py", "--limit", "1", "--tasks", "boolq", "quality")
+    online, batch, same = out.strip().splitlines()[-3:]
+    assert online.startswith("online: ") and " 0 errors" in online, out
+    assert re.search(r"^batch \((SIGKILL at \d+ of \d+ episodes journaled, then --resume|finished before the kill)\)",
+                     batch), out
+    for line in (online, batch):
+        held, distinct = map(int, re.search(r"holding (\d+) prompts, (\d+) distinct", line).groups())  # type: ignore[union-attr]
+        assert held == distinct > 0, line
+    assert same.endswith("all equal"), out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -96,8 +96,11 @@ class Context:
     calls: list[CallRecord] = field(default_factory=list)
     seed: int = 0
     replicate: int = 0
-    # Every distinct prompt sent in this context, by prompt_id (for prompts.parquet).
+    # Every distinct prompt sent in this context, by prompt_id (for prompts.parquet)...
     prompts: dict[str, str] = field(default_factory=dict)
+    # ...unless this is set: then each prompt goes to it (the run journal) as it is sent and
+    # is held nowhere, since a batch run has every episode and all its prompts in flight.
+    on_prompt: Callable[[str, str], None] | None = None
 
     @property
     def answers(self) -> tuple[str, str]:
@@ -123,7 +126,10 @@ class Context:
     ) -> GenerateResponse:
         request.seed, request.replicate = self.seed, self.replicate
         pid, blob = prompt_record(request)
-        self.prompts.setdefault(pid, blob)
+        if self.on_prompt is not None:
+            self.on_prompt(pid, blob)
+        else:
+            self.prompts.setdefault(pid, blob)
         record = CallRecord(self.episode_id, self.transcript_id, model.label, role, speaker, request.n,
                             prompt_id=pid, replicate=self.replicate)
         self.calls.append(record)

@@ -55,6 +55,8 @@ class Runtime:
     # Transcript records already journaled (by transcript id), reused instead of regenerated.
     journaled: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_fatal: Callable[[CallFailure], None] = lambda failure: None
+    # Where each prompt goes as it is sent (the journal); None: into the episode's record.
+    on_prompt: Callable[[str, str], None] | None = None
     # The settings each protocol variant runs with (engine/prepare.py); `options` otherwise.
     variant_options: dict[str, Options] = field(default_factory=dict)
     _shared: dict[str, asyncio.Task[Shared]] = field(default_factory=dict)
@@ -124,7 +126,7 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
             if key in rt.journaled:
                 return shared_from_record(rt.journaled[key])
             tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
-                           seed=rt.seed, replicate=ep.replicate)
+                           seed=rt.seed, replicate=ep.replicate, on_prompt=rt.on_prompt)
             questioner = judge if ctx.options.interactive else None
             transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
             cost = sum(c.cost_usd for c in tctx.calls)
@@ -145,7 +147,7 @@ async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, s
     tid = ep.transcript_key or ep.episode_id
     opts = _options_for(rt, ep)
     ctx = Context(ep.item, ep.order, opts, rt.templates_for(opts), ep.episode_id, tid,
-                  seed=rt.seed, replicate=ep.replicate)
+                  seed=rt.seed, replicate=ep.replicate, on_prompt=rt.on_prompt)
     transcript: Transcript | None = None
     verdict: Verdict
     share, offset = 0.0, 0

@@ -55,7 +55,7 @@ from oversight.model.providers import make_api
 from oversight.model.wrapper import CallFailure, Model
 from oversight.protocol.presets import Variant
 from oversight.store.collect import Collected, collect, totals
-from oversight.store.journal import Journal, JournalWriteError
+from oversight.store.journal import Journal, JournalWriteError, journal_prompts
 from oversight.store.lock import RunLock
 from oversight.store.safe_io import write_file
 
@@ -151,7 +151,7 @@ class Run:
         rt = Runtime(models, prep.options, self.templates, prep.items, dict(pending_judges), prep.debaters,
                      self.run_id, on_transcript=journal.write, seed=prep.spec.seed,
                      journaled=self.before.transcripts, on_fatal=self.on_fatal,
-                     variant_options=prep.variant_options)
+                     variant_options=prep.variant_options, on_prompt=journal.write_prompt)
         budget = prep.spec.budget_usd
         queue = iter(todo)
 
@@ -272,7 +272,7 @@ def seal_run(
             parts.append(derived)
             excluded[v.name] = counts
         judgments = frame(pd.concat(parts, ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS)
-    sealed = seal(run_dir, judgments, c.turns, c.calls, items, c.prompts)
+    sealed = seal(run_dir, judgments, c.turns, c.calls, items, journal_prompts(run_dir))
     return sealed.judgments, excluded, c
 
 
@@ -330,7 +330,7 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
     rspec = prep.spec
     cache = ResponseCache.for_mode(Path(rspec.cache_dir).expanduser() if rspec.cache_dir else None,
                                    cache_mode, warn=state.note)
-    journal = Journal(run_dir, set(state.before.prompts), scrub=redact.scrub_known)
+    journal = Journal(run_dir, state.before.prompt_ids, scrub=redact.scrub_known)
     if journal.torn_bytes:
         state.note(f"cut a torn final journal line ({journal.torn_bytes} bytes) left by an interrupted run; "
                    f"the work it described is done again.")

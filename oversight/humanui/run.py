@@ -152,7 +152,7 @@ def load_run(run_dir: Path) -> HumanRun:
         with contextlib.suppress(ValueError):
             cards[label] = ModelCard.model_validate(data)
     return HumanRun(run_dir, prep, manifest, str(manifest.get("run_id") or run_dir.name), units, transcripts,
-                    missing, done, set(collected.prompts), cards)
+                    missing, done, set(collected.prompt_ids), cards)
 
 
 def _units(prep: Prepared, transcripts: dict[str, list[Turn]], salt: str) -> tuple[list[Unit], int]:

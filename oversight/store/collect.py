@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oversight.store.journal import scan_journal
+from oversight.store.journal import JournalReader
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Collected:
     judgments: list[dict[str, Any]] = field(default_factory=list)
     turns: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
-    prompts: dict[str, str] = field(default_factory=dict)
+    prompt_ids: set[str] = field(default_factory=set)  # the texts stay on disk (journal_prompts)
     passes: list[dict[str, Any]] = field(default_factory=list)
     transcripts: dict[str, dict[str, Any]] = field(default_factory=dict)  # first record of each
     unreadable: int = 0  # journal lines or records that could not be used
@@ -40,19 +40,25 @@ def _valid(rec: dict[str, Any]) -> bool:
         return isinstance(rec.get("episode_id"), str) and isinstance(rec.get("row"), dict)
     if kind == "transcript":
         return isinstance(rec.get("transcript_id"), str)
-    return kind == "pass"
+    return kind in ("pass", "prompt")
 
 
 def collect(run_dir: Path) -> Collected:
-    scan = scan_journal(run_dir)
-    out = Collected(unreadable=scan.unreadable)
+    reader = JournalReader(run_dir)
+    out = Collected()
     latest: dict[str, int] = {}
     episodes: list[dict[str, Any]] = []
-    for rec in scan.records:
+    for rec in reader:
         if not _valid(rec):
             out.unreadable += 1
             continue
-        out.prompts.update(rec.get("prompts") or {})
+        # Prompts are the bulk of a journal (long articles, whole transcripts): only their
+        # ids are kept here, and sealing streams the texts from the journal again.
+        prompts = rec.pop("prompts", None)
+        if isinstance(prompts, dict):
+            out.prompt_ids.update(prompts)
+        if rec["type"] == "prompt":
+            continue
         if rec["type"] == "pass":
             out.passes.append(rec)
         elif rec["type"] == "episode":
@@ -65,6 +71,7 @@ def collect(run_dir: Path) -> Collected:
                 out.transcripts[tid] = rec
                 out.turns.extend(rec.get("turns") or [])
             out.calls.extend({**c, "superseded": not first} for c in rec.get("calls") or [])
+    out.unreadable += reader.unreadable
     for i, rec in enumerate(episodes):
         current = latest[rec["episode_id"]] == i
         if current:

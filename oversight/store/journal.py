@@ -6,8 +6,12 @@ journal for appending first cuts such a torn tail off (and says how many bytes),
 next record starts on a line of its own instead of being glued to the fragment and lost.
 
 Records: `episode` (a judged instance: its row, turns and calls), `transcript` (a shared
-debate transcript), `pass` (one invocation's accounting, written when it ends). Any record
-may carry `prompts`: the prompts its calls sent that no earlier record holds, by prompt_id.
+debate transcript), `pass` (one invocation's accounting, written when it ends), `prompt`
+(one prompt, journaled as it is sent). Any record may carry `prompts`: prompts that no
+earlier record holds, by prompt_id (the content hash the calls refer to), so each distinct
+prompt is in the journal once. Runs now journal every prompt in a `prompt` record of its
+own as it is sent, so that no prompt waits in memory for its episode to end; journals from
+before, whose episode and transcript records carry their prompts, read the same.
 """
 
 from __future__ import annotations
@@ -112,6 +116,11 @@ class Journal:
                 self.written.input_tokens += c.get("input_tokens") or 0
                 self.written.output_tokens += c.get("output_tokens") or 0
 
+    def write_prompt(self, prompt_id: str, messages: str) -> None:
+        """Journal a prompt as it is sent, unless the journal already holds it."""
+        if prompt_id not in self._prompts:
+            self.write({"type": "prompt"}, {prompt_id: messages})
+
     def close(self) -> None:
         if self._fd < 0:
             return
@@ -131,26 +140,50 @@ class JournalScan:
     unreadable: int = 0  # lines that are not a JSON object (damaged by hand or by a bug)
 
 
+class JournalReader:
+    """The journal's records one at a time (a full-size run's journal is too big to hold
+    parsed); `unreadable` counts the lines skipped so far."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / JOURNAL
+        self.unreadable = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    self.unreadable += 1
+                    continue
+                if isinstance(record, dict):
+                    yield record
+                else:
+                    self.unreadable += 1
+
+
 def scan_journal(run_dir: Path) -> JournalScan:
-    scan = JournalScan()
-    path = run_dir / JOURNAL
-    if not path.exists():
-        return scan
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                scan.unreadable += 1
-                continue
-            if isinstance(record, dict):
-                scan.records.append(record)
-            else:
-                scan.unreadable += 1
-    return scan
+    reader = JournalReader(run_dir)
+    records = list(reader)
+    return JournalScan(records, reader.unreadable)
 
 
 def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
-    yield from scan_journal(run_dir).records
+    yield from JournalReader(run_dir)
+
+
+def journal_prompts(run_dir: Path) -> Iterator[tuple[str, str]]:
+    """Each distinct prompt the journal holds, (prompt_id, messages JSON), in journal order."""
+    seen: set[str] = set()
+    for record in JournalReader(run_dir):
+        prompts = record.get("prompts")
+        if not isinstance(prompts, dict):
+            continue
+        for pid, blob in prompts.items():
+            if pid not in seen and isinstance(blob, str):
+                seen.add(pid)
+                yield pid, blob

@@ -11,7 +11,10 @@ point to. `Results.item(row)` and `Results.prompt(id)` follow those links.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,12 +161,30 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     write_with(path, lambda tmp: df.to_parquet(tmp, index=False), root=path.parent)
 
 
-def prompt_rows(prompts: dict[str, str]) -> list[dict[str, Any]]:
-    rows = []
-    for pid, blob in prompts.items():
+def prompt_rows(prompts: Iterable[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    for pid, blob in prompts:
         chars = sum(len(p.get("text", "")) for m in json.loads(blob) for p in m["parts"])
-        rows.append({"prompt_id": pid, "messages": blob, "chars": chars})
-    return rows
+        yield {"prompt_id": pid, "messages": blob, "chars": chars}
+
+
+# Prompts per row group of prompts.parquet: sealing holds one group at a time, never all
+# prompts of a run (at the reference grid's scale they are over a gigabyte of text).
+PROMPT_GROUP = 2000
+
+
+def write_prompts(prompts: Iterable[tuple[str, str]], path: Path) -> None:
+    """prompts.parquet from a stream of (prompt_id, messages JSON), a row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_suffix(".parquet.tmp")
+    empty = frame([], PROMPT_COLUMNS)
+    schema = pa.Schema.from_pandas(empty, preserve_index=False)
+    with pq.ParquetWriter(tmp, schema) as writer:
+        rows = prompt_rows(prompts)
+        while group := list(itertools.islice(rows, PROMPT_GROUP)):
+            writer.write_table(pa.Table.from_pandas(frame(group, PROMPT_COLUMNS), schema=schema, preserve_index=False))
+    os.replace(tmp, path)
 
 
 def render_prompt(blob: str) -> str:
@@ -188,7 +209,7 @@ def seal(
     turns: list[dict[str, Any]],
     calls: list[dict[str, Any]],
     items: list[dict[str, Any]] | None = None,
-    prompts: dict[str, str] | None = None,
+    prompts: Iterable[tuple[str, str]] | None = None,
 ) -> Sealed:
     sealed = Sealed(judgments, frame(turns, TURN_COLUMNS), frame(calls, CALL_COLUMNS))
     write_parquet(sealed.judgments, run_dir / "judgments.parquet")
@@ -197,7 +218,7 @@ def seal(
     if items is not None:
         write_parquet(frame(items, ITEM_COLUMNS), run_dir / "items.parquet")
     if prompts is not None:
-        write_parquet(frame(prompt_rows(prompts), PROMPT_COLUMNS), run_dir / "prompts.parquet")
+        write_prompts(prompts, run_dir / "prompts.parquet")
     return sealed
 
 

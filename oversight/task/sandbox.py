@@ -10,7 +10,7 @@ program's socket, subprocess or stray-file call into a readable `blocked` entry.
 
 `SandboxResult.isolation` lists the layers in force: `bwrap`, `userns`, `pidns`, `netns`,
 `ipcns`, `utsns`, `mountns`, `uid` (the host uid is not root), `rlimits`, `nproc`,
-`guard`.
+`seccomp`, `guard`.
 
 Where bwrap is missing or cannot run, `run_python` refuses with an `OversightError` unless
 the caller passes `unsafe=True` (the CLI's `--unsafe-sandbox`); then it prints a loud
@@ -77,7 +77,7 @@ class SandboxResult:
     duration_s: float = 0.0
 
 
-_BWRAP_LAYERS = ["bwrap", "userns", "pidns", "netns", "ipcns", "utsns", "mountns", "uid"]
+_BWRAP_LAYERS = ["bwrap", "userns", "pidns", "netns", "ipcns", "utsns", "mountns", "uid", "seccomp"]
 _warned_unsafe = threading.Event()
 
 
@@ -152,15 +152,18 @@ def _config(lim: Limits, status_fd: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _streams(outer: Path, stack: contextlib.ExitStack) -> dict[str, Any]:
-    return {n: stack.enter_context(open(outer / n, "w+b")) for n in ("stdout", "stderr", "status")}  # noqa: SIM115
+def _streams(stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The program's stdout, stderr and status fd: anonymous memory files, so that the links
+    in its /proc/self/fd name no host path."""
+    return {n: stack.enter_context(os.fdopen(os.memfd_create(f"oversight-{n}"), "w+b"))
+            for n in ("stdout", "stderr", "status")}
 
 
 def _run_bwrap(
     plan: sandbox_bwrap.Plan, source: str, lim: Limits, stdin: str, outer: Path, stage: Path,
     stack: contextlib.ExitStack,
 ) -> SandboxResult:
-    files = _streams(outer, stack)
+    files = _streams(stack)
     status_fd = files["status"].fileno()
     (outer / "main.py").write_text(source, encoding="utf-8")
     (outer / "launcher.py").write_text(LAUNCHER, encoding="utf-8")
@@ -179,7 +182,8 @@ def _run_bwrap(
     inner = [plan.python, "-I", "-B", sandbox_bwrap.LAUNCHER_PATH, json.dumps(cfg)]
     cmd = sandbox_bwrap.command(plan, stage, fds, lim.tmp_mb << 20, inner, uid)
     layers = [x for x in _BWRAP_LAYERS if plan.userns or x != "userns"]
-    return _launch(cmd, {}, (status_fd, *fds.values()), tuple(fds.values()), info_r, files, lim, stdin, outer, layers)
+    return _launch(cmd, dict(sandbox_bwrap.LAUNCH), (status_fd, *fds.values()), tuple(fds.values()), info_r, files,
+                   lim, stdin, layers)
 
 
 def _run_inproc(source: str, lim: Limits, stdin: str, outer: Path, stack: contextlib.ExitStack) -> SandboxResult:
@@ -193,7 +197,7 @@ def _run_inproc(source: str, lim: Limits, stdin: str, outer: Path, stack: contex
         os.chown(work, NOBODY, NOBODY)
         os.chmod(outer, 0o711)  # nobody may reach work/ but not list outer/
     prefix = netns_prefix() if lim.network_namespace else ()
-    files = _streams(outer, stack)
+    files = _streams(stack)
     status_fd = files["status"].fileno()
     cfg = _config(
         lim, status_fd, drop=drop, host_root=host_root, pidns=False, processes=0,
@@ -201,13 +205,13 @@ def _run_inproc(source: str, lim: Limits, stdin: str, outer: Path, stack: contex
     )
     env = dict(sandbox_bwrap.ENV, HOME=str(work), TMPDIR=str(work))
     cmd = [*prefix, sys.executable, "-I", "-B", str(outer / "run.py"), json.dumps(cfg)]
-    return _launch(cmd, {"cwd": work, "env": env}, (status_fd,), (), None, files, lim, stdin, outer,
+    return _launch(cmd, {"cwd": work, "env": env}, (status_fd,), (), None, files, lim, stdin,
                    ["netns"] if prefix else [])
 
 
 def _launch(
     cmd: list[str], popen: dict[str, Any], pass_fds: tuple[int, ...], owned: tuple[int, ...], info_r: int | None,
-    files: dict[str, Any], lim: Limits, stdin: str, outer: Path, layers: list[str],
+    files: dict[str, Any], lim: Limits, stdin: str, layers: list[str],
 ) -> SandboxResult:
     """Start `cmd` and wait for it. `owned` fds are only for the child and are closed once it
     has them (the info pipe's write end among them, so that its reader sees EOF)."""
@@ -234,7 +238,7 @@ def _launch(
     finally:
         _end(proc, ns)
     duration = time.monotonic() - started
-    return _result(proc.returncode, timed_out, duration, files, lim, outer, layers, bwrap=ns is not None)
+    return _result(proc.returncode, timed_out, duration, files, lim, layers, bwrap=ns is not None)
 
 
 def _end(proc: subprocess.Popen[bytes], ns: sandbox_bwrap.Namespace | None) -> None:
@@ -253,16 +257,17 @@ def _end(proc: subprocess.Popen[bytes], ns: sandbox_bwrap.Namespace | None) -> N
 
 
 def _result(
-    rc: int | None, timed_out: bool, duration: float, files: dict[str, Any], lim: Limits, outer: Path,
-    layers: list[str], *, bwrap: bool,
+    rc: int | None, timed_out: bool, duration: float, files: dict[str, Any], lim: Limits, layers: list[str], *,
+    bwrap: bool,
 ) -> SandboxResult:
     for f in files.values():
         f.flush()
-    stdout, out_full = _read_capped(outer / "stdout", lim.output_bytes)
-    stderr, err_full = _read_capped(outer / "stderr", lim.output_bytes)
+    stdout, out_full = _read_capped(files["stdout"], lim.output_bytes)
+    stderr, err_full = _read_capped(files["stderr"], lim.output_bytes)
     blocked: list[str] = []
     started, exits = False, []
-    for line in (outer / "status").read_text(errors="replace").splitlines():
+    files["status"].seek(0)
+    for line in files["status"].read().decode("utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
@@ -320,10 +325,10 @@ def _reason(rc: int | None, stderr: str, timed_out: bool, output_full: bool, lon
         return f"signal:{sig}"
 
 
-def _read_capped(path: Path, cap: int) -> tuple[str, bool]:
+def _read_capped(f: Any, cap: int) -> tuple[str, bool]:
     """The stream's text and whether it hit the size limit (then marked as truncated)."""
-    with open(path, "rb") as f:
-        data = f.read(cap + 1)
+    f.seek(0)
+    data = f.read(cap + 1)
     full = len(data) >= cap
     text = data[:cap].decode("utf-8", errors="replace")
     return text + ("\n[output truncated]" if full else ""), full

@@ -10,7 +10,10 @@ own processes only); a minimal read-only /dev; and a size-capped tmpfs at /tmp, 
 working and only writable directory. No other /etc, no /root or /home, no project
 directory, no host /tmp, no /sys, no host sockets (a new network namespace has only its
 own loopback; abstract AF_UNIX names are per namespace). `--clearenv` leaves only the
-variables set here. The PID namespace and `--die-with-parent` tie every process the
+variables set here. A seccomp filter (`sandbox_seccomp`) denies rarely needed kernel calls.
+bwrap's own init process is inside the PID namespace, so what it shows there names no
+host path: its options come from a memory file (`--args`), not its command line, and it
+starts with an empty environment in /. The PID namespace and `--die-with-parent` tie every process the
 program starts to the namespace's init, which the caller kills to end them all.
 
 Who runs bwrap (found by probing, once per process):
@@ -59,7 +62,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from oversight.task import sandbox_seccomp
 from oversight.task.sandbox_guard import NOBODY, SAFE_PATH
 
 HOME = "/tmp"
@@ -76,6 +81,9 @@ ENV = {
 }
 _TOP = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+# How bwrap is started: no environment and / as working directory, since its init process
+# (inside the PID namespace) shows the program both in /proc/1/environ (a shell adds PWD).
+LAUNCH: dict[str, Any] = {"env": {}, "cwd": "/"}
 # Far above any uid a distribution or directory service hands out, below 2**31 - 1.
 SETUID_UIDS = range(1 << 30, (1 << 31) - 2)
 
@@ -181,7 +189,17 @@ def bwrap_args(plan: Plan, stages: dict[str, str], fds: dict[str, int], tmp_byte
     # Last, once every mount point exists: the root and /dev (a tmpfs with no size limit)
     # become read-only; device nodes such as /dev/null stay writable.
     a += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", HOME, "--info-fd", str(fds["info"])]
+    if "seccomp" in fds:
+        a += ["--seccomp", str(fds["seccomp"])]
     return a
+
+
+def hidden_args(args: list[str], fds: dict[str, int]) -> list[str]:
+    """bwrap with its options read from a memory file (`--args FD`) instead of its command
+    line: its init process is inside the PID namespace, and its /proc/1/cmdline would show
+    the program the host paths of the helper's mount points. Adds the fd to `fds`."""
+    fds["args"] = sandbox_seccomp.memfd("oversight-bwrap-args", b"".join(x.encode() + b"\0" for x in args[1:]))
+    return [args[0], "--args", str(fds["args"])]
 
 
 def command(
@@ -191,7 +209,7 @@ def command(
     `stage` is a fresh temporary directory of its own: it holds the helper's mount points,
     and the sandbox uid must be able to pass through it, so it holds nothing else."""
     if plan.mode == "self":
-        return [*bwrap_args(plan, {}, fds, tmp_bytes), *inner]
+        return [*hidden_args(bwrap_args(plan, {}, fds, tmp_bytes), fds), *inner]
     os.chmod(stage, 0o711)
     stages: dict[str, str] = {}
     for i, d in enumerate(plan.roots):
@@ -209,13 +227,14 @@ def command(
     # bwrap has it.
     how = "--reuid" if plan.mode == "nobody" else "--ruid"
     steps.append(f'exec {shlex.quote(setpriv)} {how}={uid} --regid={uid} --clear-groups -- "$@"')
-    args = bwrap_args(plan, stages, fds, tmp_bytes)
+    args = hidden_args(bwrap_args(plan, stages, fds, tmp_bytes), fds)
     return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", " && ".join(steps), "sh",
             *args, *inner]
 
 
 def data_files(outer: Path, uid: int = NOBODY) -> dict[str, int]:
-    """Open read fds for the synthetic /etc/passwd and /etc/group (bwrap reads and closes them)."""
+    """Open read fds for the synthetic /etc/passwd and /etc/group and the seccomp filter
+    (bwrap reads and closes them)."""
     user = "nobody" if uid == NOBODY else "sandbox"
     passwd = f"{user}:x:{uid}:{uid}:{user}:{HOME}:/usr/sbin/nologin\n"
     fds = {}
@@ -223,6 +242,7 @@ def data_files(outer: Path, uid: int = NOBODY) -> dict[str, int]:
         path = outer / name
         path.write_text(text, encoding="utf-8")
         fds[name] = os.open(path, os.O_RDONLY)
+    fds["seccomp"] = sandbox_seccomp.memfd("oversight-seccomp", sandbox_seccomp.program())
     return fds
 
 
@@ -287,8 +307,8 @@ def _probe(plan: Plan) -> str | None:
     try:
         cmd = command(plan, stage, fds, 16 << 20, inner, uid)
         done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=30, pass_fds=tuple(fds.values()),
-            env={"PATH": SAFE_PATH}, stdin=subprocess.DEVNULL,
+            cmd, capture_output=True, text=True, timeout=30, pass_fds=tuple(fds.values()), **LAUNCH,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"{plan.bwrap} could not be started ({exc})"
@@ -311,6 +331,10 @@ def _plan_cached() -> Plan | str:
     exe = shutil.which("bwrap") or shutil.which("bwrap", path=SAFE_PATH)
     if exe is None:
         return "the `bwrap` program (Debian/Ubuntu package `bubblewrap`) is not installed"
+    try:
+        sandbox_seccomp.program()
+    except sandbox_seccomp.SeccompUnavailable as exc:
+        return f"{exc}; install libseccomp (Debian/Ubuntu package `libseccomp2`) and the `pyseccomp` package"
     plans = _candidates(exe)
     if not plans:
         return "started as root, but `unshare`, `mount` or `setpriv` (util-linux) is missing"

@@ -70,10 +70,11 @@ def start(*args: str, cache: Path) -> subprocess.Popen[str]:
 
 
 def wait_for_lines(journal: Path, n: int, proc: subprocess.Popen[str], limit_s: float = 120) -> None:
-    """Poll (bounded) until the journal has n lines; not a timing assertion."""
+    """Poll (bounded) until the journal has n episode records (prompt records are written
+    as calls go out, before anything finished); not a timing assertion."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_bytes().count(b"\n") >= n:
+        if journal.exists() and journal.read_bytes().count(b'{"type":"episode"') >= n:
             return
         time.sleep(0.01)
 

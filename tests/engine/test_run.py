@@ -136,12 +136,12 @@ def test_killed_run_resumes_without_repeating_finished_calls(tmp_path: Path, _is
         journal = out / "journal.jsonl"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if journal.exists() and journal.read_text().count("\n") >= 10:
+            if journal.exists() and journal.read_text().count('{"type":"episode"') >= 10:
                 break
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        finished_before = journal.read_text().count("\n")
+        finished_before = journal.read_text().count('{"type":"episode"')
         cached_before = len(list(_isolated_cache.rglob("*.json")))
         sent_before = len(server.requests)
         assert finished_before >= 10 and not (out / "judgments.parquet").exists()
