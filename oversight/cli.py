@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--resamples", type=int, default=10_000, help="permutation-test resamples (default 10,000)")
     rep.add_argument("--seed", type=int, default=0, help="seed for permutation tests and bootstraps")
     rep.add_argument("--max-transcripts", type=int, default=None, help="cap the transcripts in report.html")
+    rep.add_argument("--elo-scale", type=float, default=None, metavar="S",
+                     help="Elo scale s in 1/(1+10^(ΔE/s)) (default: the spec's tournament.elo_scale, else 400; "
+                          "the paper's text uses 500)")
     rep.add_argument("--errors-as-wrong", action="store_true",
                      help="score failed episodes as wrong answers (default: leave them out and count them)")
 
@@ -246,7 +249,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
-                          errors="wrong" if args.errors_as_wrong else "exclude")
+                          elo_scale=args.elo_scale, errors="wrong" if args.errors_as_wrong else "exclude")
     print(format_summary(result))
     return 0
 

@@ -147,6 +147,17 @@ def is_cross_play(judgments: pd.DataFrame) -> pd.Series:
                      index=judgments.index)
 
 
+def elo_scale_value(elo: pd.DataFrame) -> str:
+    """The Elo scale(s) s an Elo table's ratings are on ("400" for a table without the column)."""
+    scales = sorted({float(v) for v in elo["scale"].dropna()}) if "scale" in elo.columns else []
+    return ", ".join(f"{v:g}" for v in scales) or "400"
+
+
+def elo_scale_text(elo: pd.DataFrame) -> str:
+    """The scale the ratings are on, as every Elo table states it."""
+    return f"Elo scale s = {elo_scale_value(elo)}: P(i beats j) = 1/(1 + 10^((E_j − E_i)/s))"
+
+
 def protocol_rank(protocol: object) -> int:
     try:
         return PROTOCOL_ORDER.index(str(protocol))
