@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--elo-scale", type=float, default=None, metavar="S",
                      help="Elo scale s in 1/(1+10^(ΔE/s)) (default: the spec's tournament.elo_scale, else 400; "
                           "the paper's text uses 500)")
+    rep.add_argument("--elo-bootstrap", type=int, default=500, metavar="N",
+                     help="bootstrap resamples for the Elo CIs (default 500, as in the paper)")
     rep.add_argument("--errors-as-wrong", action="store_true",
                      help="score failed episodes as wrong answers (default: leave them out and count them)")
 
@@ -249,7 +251,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
-                          elo_scale=args.elo_scale, errors="wrong" if args.errors_as_wrong else "exclude")
+                          elo_scale=args.elo_scale, elo_bootstrap=args.elo_bootstrap, errors="wrong" if args.errors_as_wrong else "exclude")
     print(format_summary(result))
     return 0
 

@@ -129,7 +129,7 @@ def check_report_settings(seed: int, n_resamples: int, elo_bootstrap: int, elo_s
         problems.append(f"n_resamples (--resamples) must be 1 … {MAX_RESAMPLES:,}, got {n_resamples:,} "
                         f"(the permutation tests need resamples; default 10,000)")
     if not 0 <= elo_bootstrap <= MAX_BOOTSTRAP:
-        problems.append(f"elo_bootstrap must be 0 … {MAX_BOOTSTRAP:,}, got {elo_bootstrap:,}")
+        problems.append(f"elo_bootstrap (--elo-bootstrap) must be 0 … {MAX_BOOTSTRAP:,}, got {elo_bootstrap:,}")
     if not 0 <= seed < 2**63:
         problems.append(f"seed (--seed) must be 0 … 2^63 − 1, got {seed:,}")
     if not elo_scale > 0 or elo_scale == float("inf"):
