@@ -251,7 +251,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
-                          elo_scale=args.elo_scale, elo_bootstrap=args.elo_bootstrap, errors="wrong" if args.errors_as_wrong else "exclude")
+                          elo_scale=args.elo_scale, elo_bootstrap=args.elo_bootstrap,
+                          errors="wrong" if args.errors_as_wrong else "exclude")
     print(format_summary(result))
     return 0
 

@@ -14,6 +14,8 @@ import yaml
 from oversight import cli
 from oversight.testing import FakeOpenAI, Fault, RandomFaults
 
+FAST = ("--resamples", "200", "--elo-bootstrap", "20")
+
 
 def _selfplay_accuracy(j: pd.DataFrame, errors_as_wrong: bool) -> dict[str, float]:
     """Independent: self-play rows, failed ones dropped (or scored wrong), item means, then their mean."""
@@ -28,7 +30,7 @@ def _selfplay_accuracy(j: pd.DataFrame, errors_as_wrong: bool) -> dict[str, floa
 def _report(run: Path, folder: str, *extra: str) -> Path:
     out = run / folder
     if not (out / "elo.parquet").exists():
-        assert cli.main(["report", str(run), "--out", str(out), "--resamples", "200", "--elo-bootstrap", "20", *extra]) == 0
+        assert cli.main(["report", str(run), "--out", str(out), *FAST, *extra]) == 0
     return out
 
 
@@ -75,14 +77,14 @@ def test_selfplay_accuracy_leaves_failed_episodes_out_like_the_summary(
 def test_the_elo_scale_is_the_spec_s_and_report_can_set_it(tournament: Path, capsys: pytest.CaptureFixture[str]
                                                           ) -> None:
     capsys.readouterr()
-    assert cli.main(["report", str(tournament), "--out", str(tournament / "s500"), "--resamples", "200", "--elo-bootstrap", "20"]) == 0
+    assert cli.main(["report", str(tournament), "--out", str(tournament / "s500"), *FAST]) == 0
     assert "Elo scale s = 500" in capsys.readouterr().out
     e500 = pd.read_parquet(tournament / "s500" / "elo.parquet")
     assert set(e500.scale) == {500.0}
     assert set(pd.read_parquet(tournament / "s500" / "elo_slope.parquet").scale) == {500.0}
     html = (tournament / "s500" / "report.html").read_text(encoding="utf-8")
     assert "Elo scale s = 500" in html and "Elo scale s" in html
-    assert cli.main(["report", str(tournament), "--out", str(tournament / "s400"), "--resamples", "200", "--elo-bootstrap", "20",
+    assert cli.main(["report", str(tournament), "--out", str(tournament / "s400"), *FAST,
                      "--elo-scale", "400"]) == 0
     assert "Elo scale s = 400" in capsys.readouterr().out
     e400 = pd.read_parquet(tournament / "s400" / "elo.parquet")
