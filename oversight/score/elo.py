@@ -42,6 +42,7 @@ from oversight.score.frame import check_errors_mode, is_cross_play, mean_ci, nor
 LN10 = float(np.log(10.0))
 
 POOLED = "all"  # the `group` of fits over every task group together
+TOURNAMENT = "tournament"  # the variant of tournament rows (engine/tournament.py)
 
 ELO_COLUMNS = [
     "judge", "rounds", "turn_style", "group", "kind", "player", "elo", "ci_low", "ci_high", "n_games",
@@ -239,9 +240,15 @@ def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataF
 
 
 def tournaments(judgments: pd.DataFrame) -> list[tuple[tuple[object, ...], pd.DataFrame]]:
-    """Debate rows grouped by (judge, rounds, turn_style), keeping groups with cross-play."""
+    """Debate rows grouped by (judge, rounds, turn_style), keeping groups with cross-play;
+    where rows of `variant: tournament` exist, only those."""
     j = normalize_judgments(judgments)
     deb = j[j["protocol"].astype(str).eq("debate") & j["agent"].notna() & j["agent_b"].notna()]
+    tournament = deb["variant"].astype(object).eq(TOURNAMENT)
+    if tournament.any():
+        # The tournament's own rows only: the main grid's self-play debates (same judge,
+        # perhaps the same debater name) are another experiment.
+        deb = deb[tournament]
     out = []
     for key, rows in deb.groupby(["judge", "rounds", "turn_style"], dropna=False, sort=True):
         if is_cross_play(rows).any():

@@ -36,9 +36,11 @@ JUDGMENT_COLUMNS = (
 # Protocol variants (protocols/NAME.yaml) and every setting a variant can change are part of
 # it too, so rows run under different settings are never merged, within a run or across the
 # runs one report reads.
-SETTINGS = ("judge_mode", "shots", "word_limit", "passage_match", "interactive", "prompt_set")
-CONDITION = ("protocol", "variant", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
-CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
+SETTINGS = ("judge_mode", "shots", "word_limit", "passage_match", "interactive", "first_round_simultaneous",
+            "qa_mode", "prompt_set")
+CONDITION = ("protocol", "variant", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of", "best_of_b",
+             *SETTINGS)
+CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of", "best_of_b", *SETTINGS)
 SCOPE = ("level", "task", "group")
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import oversight
 from oversight import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +103,70 @@ def test_derived_rows_cost_nothing_and_cost_totals_equal_the_calls(tmp_path: Pat
     costs = pd.read_parquet(out / "diag_costs.parquet")
     assert float(costs.total_cost_usd.sum()) == pytest.approx(spent, rel=1e-9)
     assert (costs[costs.protocol.str.startswith("open_")].total_cost_usd == 0).all()
+
+
+def test_few_shot_examples_never_share_the_item_s_article_and_shots_counts_those_shown(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"name": "k", "tasks": ["quality"], "limit": 7, "judges": ["sim/weak"],
+                                    "protocols": ["qa"], "judge": {"mode": "fewshot", "shots": 6}}))
+    out = tmp_path / "r"
+    assert cli.main(["run", str(spec), "--out", str(out)]) == 0
+    res = oversight.load(out)
+    items = res.items.set_index("item_id")
+    shared = items.groupby("article_sha256").size()
+    assert (shared > 1).all()  # the bundled sample asks several questions about each story
+    for _, row in res.judgments.iterrows():
+        prompt = res.judge_prompt(row)
+        mine = items.loc[row.item_id, "article_sha256"]
+        shown = [i for i, it in items.iterrows() if i != row.item_id and it.question in prompt]
+        assert shown and not [i for i in shown if items.loc[i, "article_sha256"] == mine], (row.item_id, shown)
+        # Only the other story's questions can be shown: fewer than the 6 asked, and `shots` says so.
+        assert row.shots == len(shown) == int((items.article_sha256 != mine).sum())
+
+
+def test_in_an_interactive_sequential_debate_both_debaters_are_told_to_answer_the_judge(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"name": "i", "tasks": ["boolq"], "limit": 2, "agent": "sim/strong",
+                                    "judges": ["sim/weak"], "protocols": ["debate"],
+                                    "debate": {"rounds": 3, "turns": "sequential", "interactive": True}}))
+    out = tmp_path / "r"
+    assert cli.main(["run", str(spec), "--out", str(out)]) == 0
+    res = oversight.load(out)
+    turns = res.turns[res.turns.speaker.isin(["Alice", "Bob"])]
+    told = "The judge asked a question before this round"
+    for _, t in turns.iterrows():
+        asked = int(t["round"]) > 1  # the judge asks one question before every later round
+        assert (told in res.prompt(t.prompt_id)) == asked, (t.speaker, t["round"])
+    assert set(turns[turns["round"] > 1].speaker) == {"Alice", "Bob"}
+
+
+def test_tournament_rows_have_their_own_variant_and_never_join_the_grid(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "t", "tasks": ["boolq"], "limit": 4, "agent": "sim/strong", "judges": ["sim/weak"],
+        "protocols": ["debate", "open_debate"], "debate": {"rounds": 2},
+        "tournament": {"debaters": [{"model": "sim/strong"}, {"model": "sim/weak", "best_of": 2}],
+                       "judge": "sim/weak"}}))
+    out = tmp_path / "r"
+    assert cli.main(["run", str(spec), "--out", str(out)]) == 0
+    assert cli.main(["report", str(out), "--resamples", "100", "--elo-bootstrap", "10"]) == 0
+    j = pd.read_parquet(out / "judgments.parquet")
+    tour = j[j.rounds == 1]
+    assert len(tour) and set(tour.variant) == {"tournament"}
+    assert set(j[j.variant == "debate"].rounds) == {2}
+    # open debate follows the grid's self-play debates only (a tournament debater shares the agent's name)
+    assert set(j[j.protocol == "open_debate"].rounds) == {2}
+    grid_sp = j[(j.variant == "debate")]
+    assert len(j[j.protocol == "open_debate"]) <= len(grid_sp)
+    comparisons = pd.read_parquet(out / "comparisons.parquet")
+    assert not comparisons.condition_a.str.contains("tournament").any()
+    assert not comparisons.condition_b.str.contains("tournament").any()
+    elo = pd.read_parquet(out / "elo.parquet")
+    sp = elo[(elo.kind == "aggregate") & (elo.group == "all")].set_index("player")
+    tour_sp = tour[tour.agent == tour.agent_b]
+    assert sp.loc["sim/strong", "selfplay_n_items"] == tour_sp[tour_sp.agent == "sim/strong"].item_id.nunique()
+    # Cross-play rows record each debater's best-of-N.
+    cross = tour[tour.agent != tour.agent_b]
+    bo = {"sim/strong": 1, "sim/weak+bo2": 2}
+    assert (cross.best_of == cross.agent.map(bo)).all() and (cross.best_of_b == cross.agent_b.map(bo)).all()
+    assert len(cross) and (cross.best_of != cross.best_of_b).all()
