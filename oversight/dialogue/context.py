@@ -96,6 +96,7 @@ class Context:
     replicate: int = 0
     # Every distinct prompt sent in this context, by prompt_id (for prompts.parquet).
     prompts: dict[str, str] = field(default_factory=dict)
+    draw: str = ""  # a tournament game: its calls are sampled apart from other games' (GenerateRequest.draw)
 
     @property
     def answers(self) -> tuple[str, str]:
@@ -120,6 +121,8 @@ class Context:
         self, model: Model, request: GenerateRequest, *, role: str, speaker: str
     ) -> GenerateResponse:
         request.seed, request.replicate = self.seed, self.replicate
+        if self.draw:
+            request.draw = self.draw
         pid, blob = prompt_record(request)
         self.prompts.setdefault(pid, blob)
         record = CallRecord(self.episode_id, self.transcript_id, model.label, role, speaker, request.n,

@@ -96,6 +96,13 @@ def _options_for(rt: Runtime, ep: Episode) -> Options:
 Outcome = tuple[Transcript, Verdict, float, int]
 
 
+def game_draw(ep: Episode) -> str:
+    """A tournament game's own draw (engine/tournament.py, "Independent games"); "" elsewhere."""
+    from oversight.engine.tournament import TournamentEpisode
+
+    return f"game:{ep.agent} vs {ep.agent_b}" if isinstance(ep, TournamentEpisode) else ""
+
+
 async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
     """The episode's own turns and verdict, its share of a shared transcript's cost, and the
     index its first own turn takes in the full transcript."""
@@ -125,7 +132,7 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
             if key in rt.journaled:
                 return shared_from_record(rt.journaled[key])
             tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
-                           seed=rt.seed, replicate=ep.replicate)
+                           seed=rt.seed, replicate=ep.replicate, draw=game_draw(ep))
             questioner = judge if ctx.options.interactive else None
             transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
             cost = sum(c.cost_usd for c in tctx.calls)

@@ -69,6 +69,11 @@ class GenerateRequest:
     # or replicate draws fresh samples while an identical rerun is served from the cache.
     seed: int = 0
     replicate: int = 0
+    # A game of the Elo tournament: its debaters sample their own turns, even where the
+    # prompt is the same in another game (a simultaneous opening does not depend on the
+    # opponent), so the games are independent draws. Empty elsewhere (and then left out of
+    # the cache identity, which keeps every other call's key as it was).
+    draw: str = ""
 
     def messages_payload(self) -> list[dict[str, Any]]:
         """The messages as plain JSON-able data (images by content hash)."""
@@ -95,6 +100,8 @@ class GenerateRequest:
             "seed": self.seed,
             "replicate": self.replicate,
         }
+        if self.draw:
+            payload["draw"] = self.draw
         if include_metadata:
             payload["metadata"] = json.loads(json.dumps(self.metadata, sort_keys=True, default=str))
         return payload

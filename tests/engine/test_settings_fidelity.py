@@ -170,3 +170,23 @@ def test_tournament_rows_have_their_own_variant_and_never_join_the_grid(tmp_path
     bo = {"sim/strong": 1, "sim/weak+bo2": 2}
     assert (cross.best_of == cross.agent.map(bo)).all() and (cross.best_of_b == cross.agent_b.map(bo)).all()
     assert len(cross) and (cross.best_of != cross.best_of_b).all()
+
+
+def test_tournament_games_sample_their_own_openings(tmp_path: Path) -> None:
+    """A debater's simultaneous opening on one item and seat is one prompt in all its games
+    there; each game samples it anew, so no tournament game is served another game's turn."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "g", "tasks": ["boolq"], "limit": 2, "protocols": [], "judges": [],
+        "tournament": {"debaters": [{"model": "sim/weak"}, {"model": "sim/medium"}, {"model": "sim/strong"}],
+                       "judge": "sim/medium"}}))
+    out = tmp_path / "r"
+    assert cli.main(["run", str(spec), "--out", str(out)]) == 0
+    res = oversight.load(out)
+    debaters = res.calls[res.calls.role == "debater"]
+    assert len(debaters) and not debaters.cache_hit.any()
+    # The same prompt (debater, item, seat, order) recurs across games, each time sampled afresh.
+    t = res.turns[res.turns.speaker.isin(["Alice", "Bob"])]
+    repeated = t.groupby("prompt_id").filter(lambda g: g.transcript_id.nunique() > 1)
+    assert len(repeated)
+    assert repeated.groupby("prompt_id").visible.nunique().gt(1).any()
