@@ -117,8 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--protocols", metavar="V1,V2", help="only these protocol variants (default: every qa, "
                     "consultancy and debate variant of the run)")
     ui.add_argument("--limit", type=int, default=None, help="at most N episodes per judge")
-    ui.add_argument("--once-per-item", action="store_true",
-                    help="at most one episode of each question per judge (a person remembers what they read)")
+    ui.add_argument("--all-views", action="store_true",
+                    help="every view of every item per judge (both orders, both consultancy sides, every protocol); "
+                         "default: one view of each item per judge, balanced over protocols and orders across judges")
     ui.add_argument("--seal", action="store_true",
                     help="only write the run's tables from its journal (human verdicts included), then exit")
     bt = sub.add_parser("batch", help="provider batches of a run made with --batch")
@@ -400,7 +401,7 @@ def cmd_judge_ui(args: argparse.Namespace) -> int:
         raise OversightError(f"--limit must be 1 or more, got {args.limit}.")
     variants = [v.strip() for v in args.protocols.split(",") if v.strip()] if args.protocols else None
     settings = Settings(host=args.host, port=args.port, token=args.token, variants=variants, limit=args.limit,
-                        once_per_item=args.once_per_item)
+                        views="all" if args.all_views else "one")
     JudgeServer(run_dir, settings, stream=sys.stdout).run_forever()
     return 0
 
