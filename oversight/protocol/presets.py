@@ -122,7 +122,6 @@ def resolve_variant(name: str, where: str = "spec") -> Variant:
     base = preset.base_protocol()
     if base not in BASES:
         raise OversightError(f"{path}: base protocol '{base}' is not one of {', '.join(BASES)}.")
-    check_options(preset, base, str(path))
     source = None
     if base.startswith("open_"):
         source = preset.derived_from[0] if preset.derived_from else base.removeprefix("open_")
@@ -169,6 +168,9 @@ def load_preset(name: str) -> ProtocolPreset:
     preset = load_yaml(ProtocolPreset, path)
     if preset.name != path.stem:
         raise OversightError(f"{path}: name '{preset.name}' does not match the file name '{path.stem}'.")
+    if preset.base_protocol() in BASES:
+        # Checked on every read, so `list protocols` never shows a setting a run would ignore.
+        check_options(preset, preset.base_protocol(), str(path))
     return preset
 
 

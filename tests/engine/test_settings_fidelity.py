@@ -51,6 +51,9 @@ def test_a_preset_setting_its_base_protocol_never_reads_is_refused(
         p = _oversight(*command, inc=inc)
         assert p.returncode == 2, p.stdout + p.stderr
         assert needle in p.stderr and "my_variant.yaml" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    listed = _oversight("list", "protocols", inc=inc)
+    line = next(ln for ln in listed.stdout.splitlines() if ln.startswith("my_variant"))
+    assert "invalid preset" in line and needle in line, line
 
 
 def test_a_consultancy_preset_s_own_rounds_key_runs_those_rounds(tmp_path: Path) -> None:
