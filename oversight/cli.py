@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--resamples", type=int, default=10_000, help="permutation-test resamples (default 10,000)")
     rep.add_argument("--seed", type=int, default=0, help="seed for permutation tests and bootstraps")
     rep.add_argument("--max-transcripts", type=int, default=None, help="cap the transcripts in report.html")
+    rep.add_argument("--elo-scale", type=float, default=None, metavar="S",
+                     help="Elo scale s in 1/(1+10^(ΔE/s)) (default: the spec's tournament.elo_scale, else 400; "
+                          "the paper's text uses 500)")
+    rep.add_argument("--elo-bootstrap", type=int, default=500, metavar="N",
+                     help="bootstrap resamples for the Elo CIs (default 500, as in the paper)")
     rep.add_argument("--errors-as-wrong", action="store_true",
                      help="score failed episodes as wrong answers (default: leave them out and count them)")
     rep.add_argument("--verdicts", choices=["lenient", "strict"], default="lenient",
@@ -115,8 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--protocols", metavar="V1,V2", help="only these protocol variants (default: every qa, "
                     "consultancy and debate variant of the run)")
     ui.add_argument("--limit", type=int, default=None, help="at most N episodes per judge")
-    ui.add_argument("--once-per-item", action="store_true",
-                    help="at most one episode of each question per judge (a person remembers what they read)")
+    ui.add_argument("--all-views", action="store_true",
+                    help="every view of every item per judge (both orders, both consultancy sides, every protocol); "
+                         "default: one view of each item per judge, balanced over protocols and orders across judges")
     ui.add_argument("--seal", action="store_true",
                     help="only write the run's tables from its journal (human verdicts included), then exit")
     bt = sub.add_parser("batch", help="provider batches of a run made with --batch")
@@ -210,20 +216,24 @@ def print_plan(prep, est) -> None:  # type: ignore[no-untyped-def]
     for proto, n in sorted(est.episodes.items()):
         print(f"  {proto:<18} {n:>8,}")
     print(f"  {'total':<18} {sum(est.episodes.values()):>8,}")
-    print("Estimated model calls and tokens; input counts the part the providers' prompt caches serve;")
-    print(f"{'dollars with prompt caching, then without':>120}")
+    print("Estimated model calls: requests sent to the provider, and repeats of an earlier request that the")
+    print("response cache answers (no tokens, no dollars, no rate limit); input counts the part the providers'")
+    print(f"prompt caches serve; {'dollars with prompt caching, then without':>98}")
     for label, t in sorted(est.models.items()):
         print("  " + _tally_line(label, t, prep.cards[label]))
-    print(f"  {'total':<24} {est.calls:>9,} calls {est.tokens:>13,} tokens {'':>33} "
-          f"{_usd(est.cost_usd)} {_usd(est.uncached_cost_usd)}")
+    cached = sum(t.cached for t in est.models.values())
+    print(f"  {'total':<24} {est.calls - cached:>9,} requests {cached:>8,} from cache {est.tokens:>13,} tokens"
+          f" {'':>19} {_usd(est.cost_usd)} {_usd(est.uncached_cost_usd)}")
+    _print_rate_time(est.models, prep.cards)
     if est.projected is not None:
         p = est.projected
         print(f"Projected at {spec.limit} items per task (some task files hold fewer, e.g. bundled samples):")
         for label, t in sorted(est.projected_models.items()):
             print("  " + _tally_line(label, t, prep.cards[label]))
-        print(f"  {est.projected_episodes:,} episodes, {p.calls:,} calls, "
-              f"{p.input_tokens + p.output_tokens:,} tokens, ${est.projected_cost_usd:,.2f} with prompt caching, "
-              f"${est.projected_uncached_cost_usd:,.2f} without")
+        print(f"  {est.projected_episodes:,} episodes, {p.calls - p.cached:,} requests (+{p.cached:,} answered by "
+              f"the cache), {p.input_tokens + p.output_tokens:,} tokens, ${est.projected_cost_usd:,.2f} with prompt "
+              f"caching, ${est.projected_uncached_cost_usd:,.2f} without")
+        _print_rate_time(est.projected_models, prep.cards, "  projected: ")
     print("Nothing was called (dry run). Derived open protocols add no calls; tokens are estimates.")
 
 
@@ -232,9 +242,27 @@ def _usd(x: float) -> str:
 
 
 def _tally_line(label: str, t, card) -> str:  # type: ignore[no-untyped-def]
-    """One model's estimated calls, tokens and dollars with and without prompt caching."""
-    return (f"{label:<24} {t.calls:>9,} calls {t.input_tokens:>13,} in {t.cached_input_tokens:>13,} cached "
-            f"{t.output_tokens:>12,} out {_usd(t.cost(card))} {_usd(t.cost(card, caching=False))}")
+    """One model's estimated requests, cache-answered calls, tokens and dollars with and
+    without prompt caching."""
+    return (f"{label:<24} {t.calls - t.cached:>9,} requests {t.cached:>8,} from cache {t.input_tokens:>13,} in "
+            f"{t.cached_input_tokens:>11,} cached {t.output_tokens:>11,} out {_usd(t.cost(card))} "
+            f"{_usd(t.cost(card, caching=False))}")
+
+
+def _print_rate_time(models, cards, prefix: str = "  ") -> None:  # type: ignore[no-untyped-def]
+    """The least time the cards' rate limits allow: they count requests the provider sees
+    (a cache-answered call waits for no limit), and tokens of those requests."""
+    for label, t in sorted(models.items()):
+        card = cards[label]
+        requests, tokens = t.calls - t.cached, t.input_tokens + t.output_tokens
+        bounds = []
+        if card.rpm:
+            bounds.append((requests / card.rpm, f"{requests:,} requests at rpm {card.rpm:g}"))
+        if card.tpm:
+            bounds.append((tokens / card.tpm, f"{tokens:,} tokens at tpm {card.tpm:g}"))
+        if bounds:
+            minutes, why = max(bounds)
+            print(f"{prefix}{label}: at least {minutes:,.1f} min under its rate limits ({why})")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -270,6 +298,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
+                          elo_scale=args.elo_scale, elo_bootstrap=args.elo_bootstrap,
                           errors="wrong" if args.errors_as_wrong else "exclude", verdicts=args.verdicts)
     print(format_summary(result))
     return 0
@@ -397,7 +426,7 @@ def cmd_judge_ui(args: argparse.Namespace) -> int:
         raise OversightError(f"--limit must be 1 or more, got {args.limit}.")
     variants = [v.strip() for v in args.protocols.split(",") if v.strip()] if args.protocols else None
     settings = Settings(host=args.host, port=args.port, token=args.token, variants=variants, limit=args.limit,
-                        once_per_item=args.once_per_item)
+                        views="all" if args.all_views else "one")
     JudgeServer(run_dir, settings, stream=sys.stdout).run_forever()
     return 0
 

@@ -101,6 +101,7 @@ class Context:
     # ...unless this is set: then each prompt goes to it (the run journal) as it is sent and
     # is held nowhere, since a batch run has every episode and all its prompts in flight.
     on_prompt: Callable[[str, str], None] | None = None
+    draw: str = ""  # a tournament game: its calls are sampled apart from other games' (GenerateRequest.draw)
 
     @property
     def answers(self) -> tuple[str, str]:
@@ -125,6 +126,8 @@ class Context:
         self, model: Model, request: GenerateRequest, *, role: str, speaker: str
     ) -> GenerateResponse:
         request.seed, request.replicate = self.seed, self.replicate
+        if self.draw:
+            request.draw = self.draw
         pid, blob = prompt_record(request)
         if self.on_prompt is not None:
             self.on_prompt(pid, blob)

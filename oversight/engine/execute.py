@@ -25,6 +25,7 @@ from oversight.dialogue.context import CallRecord, Context, Options
 from oversight.dialogue.prompts import Templates
 from oversight.dialogue.transcript import Transcript, Turn, Verdict
 from oversight.engine.plan import Debater, Episode
+from oversight.judge.fewshot import shots_shown
 from oversight.model.redact import scrub
 from oversight.model.wrapper import CallFailure, Model
 from oversight.task.item import Item
@@ -97,6 +98,13 @@ def _options_for(rt: Runtime, ep: Episode) -> Options:
 Outcome = tuple[Transcript, Verdict, float, int]
 
 
+def game_draw(ep: Episode) -> str:
+    """A tournament game's own draw (engine/tournament.py, "Independent games"); "" elsewhere."""
+    from oversight.engine.tournament import TournamentEpisode
+
+    return f"game:{ep.agent} vs {ep.agent_b}" if isinstance(ep, TournamentEpisode) else ""
+
+
 async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
     """The episode's own turns and verdict, its share of a shared transcript's cost, and the
     index its first own turn takes in the full transcript."""
@@ -126,7 +134,7 @@ async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
             if key in rt.journaled:
                 return shared_from_record(rt.journaled[key])
             tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
-                           seed=rt.seed, replicate=ep.replicate, on_prompt=rt.on_prompt)
+                           seed=rt.seed, replicate=ep.replicate, on_prompt=rt.on_prompt, draw=game_draw(ep))
             questioner = judge if ctx.options.interactive else None
             transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
             cost = sum(c.cost_usd for c in tctx.calls)
@@ -211,6 +219,7 @@ def judgment_row(
         "rounds": ep.rounds,
         "turn_style": ep.turn_style,
         "best_of": ep.best_of,
+        "best_of_b": ep.best_of_b,
         "transcript_id": tid,
         "judge_input_tokens": sum(c.input_tokens for c in judge_calls),
         "judge_output_tokens": sum(c.output_tokens for c in judge_calls),
@@ -222,14 +231,29 @@ def judgment_row(
         "judge_raw": v.raw,
         "replicate": ep.replicate,
         "judge_prompt_id": verdict_calls[-1].prompt_id if verdict_calls else None,
-        # The variant and the settings it ran with: part of every condition key in reports.
+        **setting_columns(ep, o),
+        # The judge's card can force its format too (constrain: true), whatever the spec says.
+        "constrained": bool(o.judge_constrain or rt.models[ep.judge].card.constrain),
+    }
+
+
+def setting_columns(ep: Episode, o: Options) -> dict[str, Any]:
+    """The variant and the settings its judged instance ran with, as judgments columns:
+    part of every condition key in reports (score/frame.py CONDITION). A setting that did
+    not act on the row (a debate setting on a QA row) is null, so it never splits rows."""
+    agents = ep.protocol not in ("qa", "qa_with_article")
+    debate = ep.protocol == "debate"
+    return {
         "variant": ep.variant or ep.protocol,
         "judge_mode": o.judge_mode,
-        "constrained": bool(o.judge_constrain or rt.models[ep.judge].card.constrain) if ep.judge else None,
-        "shots": o.shots if o.judge_mode == "fewshot" else None,
-        "word_limit": o.word_limit if ep.protocol not in ("qa", "qa_with_article") else None,
-        "passage_match": o.passage_match if ep.protocol not in ("qa", "qa_with_article") else None,
-        "interactive": o.interactive if ep.protocol == "debate" else None,
+        "constrained": o.judge_constrain,
+        "shots": shots_shown(ep.item, o),
+        "word_limit": o.word_limit if agents else None,
+        "passage_match": o.passage_match if agents else None,
+        "interactive": o.interactive if debate else None,
+        "first_round_simultaneous": o.first_round_simultaneous if debate and o.turns == "sequential" else None,
+        # The agent's own QA mode: which side the open protocols follow (set on their rows when derived).
+        "qa_mode": o.agent_qa_mode if ep.qa_role == "agent" else None,
         "prompt_set": o.prompt_set,
     }
 

@@ -134,12 +134,18 @@ def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
             for v in runnable:
                 if v.base == "qa_with_article":
                     notes.append(f"{v.name} applies to extractive tasks only; not run on '{task}'.")
+        for v in runnable:
+            if task_items and task_items[0].group not in v.groups and v.base != "qa_with_article":
+                notes.append(f"{v.name} runs on {', '.join(v.groups)} tasks only (its preset's groups); "
+                             f"not run on '{task}' ({task_items[0].group}).")
     for rep, task_items in ((r, ti) for r in range(s.replicates) for ti in items.values()):
         for item in task_items:
             base = (item.task, item.item_id, rep)
             for order in orders_for(item, s.orders, s.seed):
                 assigned_first = "correct" if order == 0 else "incorrect"
                 for v in runnable:
+                    if item.group not in v.groups:
+                        continue
                     o = s.options[v.name]
                     tag = (v.name, digest(o))
                     for judge in s.judges:

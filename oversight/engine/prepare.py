@@ -58,6 +58,11 @@ def resolve_variants(names: list[str], source: str) -> dict[str, Variant]:
     """The listed variants, and the assigned variants open ones select from."""
     out: dict[str, Variant] = {}
     for name in names:
+        if name == "tournament":
+            raise OversightError(
+                f"{source}: protocols: 'tournament' is the variant name of the Elo tournament's rows; list "
+                f"the tournament under `tournament:` and give a protocol preset another name."
+            )
         v = resolve_variant(name, source)
         prompt_set = v.overrides.get("prompt_set")
         if prompt_set is not None and not Templates.set_exists(prompt_set):

@@ -268,7 +268,10 @@ def seal_run(
         for v in open_variants:
             source = usable[(usable["variant"] == v.source) & usable["qa_role"].isna()]
             derived, counts = derive_open(pd.concat([source, agent_qa], ignore_index=True))
-            derived = derived[derived["protocol"] == v.base].assign(variant=v.name)
+            derived = derived[(derived["protocol"] == v.base) & derived["group"].isin(v.groups)]
+            # A derived row made no call: its cost and tokens are its source row's, already counted.
+            derived = derived.assign(variant=v.name, episode_cost_usd=0.0, judge_input_tokens=0,
+                                     judge_output_tokens=0)
             parts.append(derived)
             excluded[v.name] = counts
         judgments = frame(pd.concat(parts, ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS)

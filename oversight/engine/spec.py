@@ -87,6 +87,9 @@ class TournamentSpec(Strict):
     rounds: int = Field(1, ge=1, le=MAX_ROUNDS)
     turns: Literal["simultaneous", "sequential"] = "simultaneous"
     self_play: bool = True
+    # s in the expected score 1 / (1 + 10^((E_j − E_i)/s)): 400 is the usual Elo scale, the
+    # paper's text gives 500. `oversight report` fits and labels ratings on it (null: 400).
+    elo_scale: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False)
 
     def judge_refs(self, source: str) -> list[ModelRef]:
         if (self.judge is None) == (not self.judges):

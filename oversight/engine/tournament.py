@@ -21,6 +21,19 @@ Settings. Tournament debates use the tournament's own rounds and turn style (the
 default: one simultaneous round) and are never interactive, whatever the spec's `debate:`
 block says. Each episode carries these settings (`TournamentEpisode`), so the engine runs,
 the dry run counts and the judgments record what the tournament planned.
+
+Independent games. A simultaneous opening does not depend on the opponent, so a debater's
+opening on one item and side would be one prompt in every game it plays there, and the
+response cache would serve the same text to all of them: its games on that item would
+share a turn, while the bootstrap of the Elo fit resamples games as if each were drawn
+on its own. Every game therefore samples its own turns (`GenerateRequest.draw`, which
+enters the cache identity: the players and seats of the game; the item and order are in
+the prompt). The cost is one opening per game instead of one per debater, item and side.
+
+Its rows have
+`variant: tournament`, so they never mix with the main grid's debates: not in the open
+protocols (which select from their source variant's rows), not in the protocol comparisons,
+and the Elo fits read tournament rows only.
 """
 
 from __future__ import annotations
@@ -33,6 +46,8 @@ from oversight.dialogue.context import Options
 from oversight.engine.plan import Episode, digest
 from oversight.errors import OversightError
 from oversight.task.item import Item
+
+TOURNAMENT = "tournament"  # the `variant` of every tournament row (a reserved protocol name)
 
 
 @dataclass(frozen=True)
@@ -160,7 +175,7 @@ def plan_tournament(
                     TournamentEpisode(
                         digest("tournament-judge", key, judge), "debate", item, order, judge, alice.name,
                         bob.name, "correct" if order == 0 else "incorrect", key, best_of=alice.best_of,
-                        best_of_b=bob.best_of, rounds=rounds, turn_style=turns,
+                        best_of_b=bob.best_of, rounds=rounds, turn_style=turns, variant=TOURNAMENT,
                     )
                 )
     return episodes

@@ -34,7 +34,7 @@ from typing import Any
 from oversight.dialogue.context import Context, Options, gather_all
 from oversight.dialogue.transcript import ALICE, BOB, CONSULTANT, JUDGE, Turn
 from oversight.dialogue.words import enforce_word_limit
-from oversight.engine.execute import TURN_FIELDS, record_dict, turn_row
+from oversight.engine.execute import TURN_FIELDS, record_dict, setting_columns, turn_row
 from oversight.humanui.run import HumanRun, Unit, human_episode_id
 from oversight.model.cache import ResponseCache
 from oversight.model.card import ModelCard
@@ -299,6 +299,7 @@ class Episodes:
             "rounds": ep.rounds,
             "turn_style": ep.turn_style,
             "best_of": ep.best_of,
+            "best_of_b": ep.best_of_b,
             "transcript_id": live.tid,
             # A person reads, but spends no tokens.
             "judge_input_tokens": None,
@@ -313,13 +314,8 @@ class Episodes:
             "judge_prompt_id": view_id,
             # The variant's settings exactly as its LLM judges' rows have them: a human
             # verdict is the same condition with another judge, never a condition of its own.
-            "variant": unit.variant,
-            "judge_mode": opts.judge_mode,
-            "shots": opts.shots if opts.judge_mode == "fewshot" else None,
-            "word_limit": opts.word_limit if ep.protocol != "qa" else None,
-            "passage_match": opts.passage_match if ep.protocol != "qa" else None,
-            "interactive": opts.interactive if ep.protocol == "debate" else None,
-            "prompt_set": opts.prompt_set,
+            **setting_columns(ep, dataclasses.replace(
+                opts, fewshot_pool=tuple(self.run.prep.items.get(ep.task, [])))),
         }
         record = {
             "type": "episode",

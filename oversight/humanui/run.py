@@ -37,6 +37,7 @@ from oversight.model.card import ModelCard
 from oversight.store.collect import collect
 
 HUMAN_PREFIX = "human/"
+VIEWS = ("one", "all")  # views of an item per person: one (balanced over people), or all
 KINDS = ("qa", "debate", "consultancy")
 
 
@@ -78,6 +79,7 @@ class HumanRun:
     known_prompts: set[str]
     cards: dict[str, ModelCard]
     templates: dict[str | None, Templates] = field(default_factory=dict)
+    people: list[str] = field(default_factory=list)  # human judges in the order they came
 
     def options(self, unit: Unit) -> Options:
         return self.prep.variant_options.get(unit.variant, self.prep.options)
@@ -87,23 +89,60 @@ class HumanRun:
             self.templates[opts.prompt_set] = Templates(opts.prompt_set)
         return self.templates[opts.prompt_set]
 
+    def person(self, label: str) -> int:
+        """The judge's place in the order people came (journal first, then arrivals)."""
+        if label not in self.people:
+            self.people.append(label)
+        return self.people.index(label)
+
     def queue(self, label: str, *, variants: list[str] | None = None, limit: int | None = None,
-              once_per_item: bool = False) -> list[Unit]:
+              views: str = "one") -> list[Unit]:
         """The judge's episodes in their own seeded order: the same name always gets the
-        same order (so a judge who comes back continues it), two names differ."""
+        same order (so a judge who comes back continues it), two names differ.
+
+        `views="one"` (default): one view per item. A person remembers what they read, so
+        a second view of an item (the other order, the other consultancy side, another
+        protocol) would be contaminated by the first. Which view a person gets rotates over
+        the people in the order they came: an item's views (variant × order × side, in a
+        fixed order) go to person k at offset k plus the item's seeded rank, so the first
+        m people of an item with m views cover every one of them, and each person's views
+        are spread evenly over protocols and orders. An item the person has already judged
+        keeps the view they judged. `views="all"`: every view of every item (the old
+        behaviour; later views are contaminated)."""
+        if views not in VIEWS:
+            raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
         units = [u for u in self.units if variants is None or u.variant in variants]
+        if views == "one":
+            units = self._one_view_each(label, units)
         random.Random(f"humanui:{self.prep.spec.seed}:{label}").shuffle(units)
-        if once_per_item:
-            # A person remembers: after one view of an item every later view is contaminated.
-            seen: set[tuple[str, str]] = set()
-            kept = []
-            for u in units:
-                item = (u.ep.task, u.ep.item.item_id)
-                if item not in seen:
-                    seen.add(item)
-                    kept.append(u)
-            units = kept
         return units[:limit] if limit is not None else units
+
+    def _one_view_each(self, label: str, units: list[Unit]) -> list[Unit]:
+        by_item: dict[tuple[str, str, int], list[Unit]] = {}
+        for u in units:
+            by_item.setdefault((u.ep.task, u.ep.item.item_id, u.ep.replicate), []).append(u)
+        items = sorted(by_item)
+        random.Random(f"humanui-views:{self.prep.spec.seed}").shuffle(items)
+        k = self.person(label)
+        chosen = []
+        for rank, item in enumerate(items):
+            views = interleaved(by_item[item])
+            judged = [u for u in views if human_episode_id(label, u) in self.done]
+            chosen += judged or [views[(k + rank) % len(views)]]
+        return chosen
+
+
+def interleaved(units: list[Unit]) -> list[Unit]:
+    """An item's views in a fixed order that takes the protocols in turn (and, within one,
+    alternates the answer order), so consecutive offsets give a person different protocols."""
+    by_variant: dict[str, list[Unit]] = {}
+    for u in sorted(units, key=lambda u: (u.variant, u.ep.assigned or "", u.ep.order, u.key)):
+        by_variant.setdefault(u.variant, []).append(u)
+    queues = list(by_variant.values())
+    out: list[Unit] = []
+    while any(queues):
+        out += [q.pop(0) for q in queues if q]
+    return out
 
 
 def load_run(run_dir: Path) -> HumanRun:
@@ -144,7 +183,8 @@ def load_run(run_dir: Path) -> HumanRun:
         for tid, rec in collected.transcripts.items()
     }
     units, missing = _units(prep, transcripts, salt)
-    done = {str(r["episode_id"]) for r in collected.judgments if str(r.get("judge") or "").startswith(HUMAN_PREFIX)}
+    humans = [r for r in collected.judgments if str(r.get("judge") or "").startswith(HUMAN_PREFIX)]
+    done = {str(r["episode_id"]) for r in humans}
     cards = dict(prep.cards)
     for label, data in (manifest.get("models") or {}).items():
         # The run's own cards (limits, prices) as it ran, where the manifest has them.
@@ -152,7 +192,8 @@ def load_run(run_dir: Path) -> HumanRun:
         with contextlib.suppress(ValueError):
             cards[label] = ModelCard.model_validate(data)
     return HumanRun(run_dir, prep, manifest, str(manifest.get("run_id") or run_dir.name), units, transcripts,
-                    missing, done, set(collected.prompt_ids), cards)
+                    missing, done, set(collected.prompt_ids), cards,
+                    people=list(dict.fromkeys(str(r["judge"]) for r in humans)))
 
 
 def _units(prep: Prepared, transcripts: dict[str, list[Turn]], salt: str) -> tuple[list[Unit], int]:

@@ -41,7 +41,7 @@ class Settings:
     token: str | None = None  # required from every browser when set
     variants: list[str] | None = None  # only these protocol variants
     limit: int | None = None  # episodes per judge
-    once_per_item: bool = False  # at most one episode of each item per judge
+    views: str = "one"  # one view per item per judge, balanced over the judges; "all": every view
 
 
 @dataclass
@@ -71,7 +71,7 @@ class JudgeApp:
     def queue(self, label: str) -> list[tuple[Unit, str]]:
         if label not in self.queues:
             s = self.settings
-            units = self.run.queue(label, variants=s.variants, limit=s.limit, once_per_item=s.once_per_item)
+            units = self.run.queue(label, variants=s.variants, limit=s.limit, views=s.views)
             self.queues[label] = [(u, human_episode_id(label, u)) for u in units]
         return self.queues[label]
 

@@ -81,6 +81,11 @@ class GenerateRequest:
     # final line. Each provider translates it into its own mechanism (a llama.cpp grammar, a
     # regex, a JSON schema); None sends nothing.
     constrain: Literal["answer", "cot"] | None = None
+    # A game of the Elo tournament: its debaters sample their own turns, even where the
+    # prompt is the same in another game (a simultaneous opening does not depend on the
+    # opponent), so the games are independent draws. Empty elsewhere (and then left out of
+    # the cache identity, which keeps every other call's key as it was).
+    draw: str = ""
 
     def messages_payload(self) -> list[dict[str, Any]]:
         """The messages as plain JSON-able data (images by content hash)."""
@@ -110,6 +115,8 @@ class GenerateRequest:
         if self.constrain:
             # Only when set, so that the keys of every unconstrained request stay as they were.
             payload["constrain"] = self.constrain
+        if self.draw:
+            payload["draw"] = self.draw
         if include_metadata:
             payload["metadata"] = json.loads(json.dumps(self.metadata, sort_keys=True, default=str))
         return payload

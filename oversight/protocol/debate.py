@@ -39,7 +39,9 @@ def round_instruction(ctx: Context, r: int, *, side: int, opponent: str, history
     closed version, plus a request to answer the judge's question if one was just asked."""
     template = f"{ROUND_TEMPLATES[min(r, len(ROUND_TEMPLATES)) - 1]}_{prompt_kind(ctx)}"
     text = ctx.templates.render(template, round=r, rounds=ctx.options.rounds, side=side, opponent=opponent)
-    if history and history[-1].role == "judge_question":
+    # The judge's question before this round (it carries the round number it precedes). Not
+    # "the last turn": with sequential turns Bob's last turn is Alice's answer to it.
+    if any(t.role == "judge_question" and t.round == r for t in history):
         text += ctx.templates.render("debate_answer_question")
     return text
 

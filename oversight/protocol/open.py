@@ -33,7 +33,8 @@ def _key(df: pd.DataFrame) -> list[str]:
 def _agent_choices(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     qa_protocol = np.where(df["group"] == "extractive", "qa_with_article", "qa")
     own = df[(df["qa_role"] == "agent") & (df["protocol"] == qa_protocol)]
-    choices = own[[*key, "judge", "judge_answer", "verdict_status"]].rename(
+    mode = own["judge_mode"] if "judge_mode" in own.columns else pd.Series(None, index=own.index, dtype=object)
+    choices = own[[*key, "judge", "judge_answer", "verdict_status"]].assign(_qa_mode=mode).rename(
         columns={"judge": "agent", "judge_answer": "_choice", "verdict_status": "_qa_status"}
     )
     return choices.drop_duplicates([*key, "agent"], keep="first")
@@ -77,7 +78,10 @@ def derive_open(judgments: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     debate = debate.assign(protocol="open_debate", assigned=np.where(protagonist_right, "correct", "incorrect"))
 
     out = pd.concat([consult, debate]).sort_values("_pos", kind="stable")
-    out = out.drop(columns=["_pos", "_choice", "_qa_status"]).reset_index(drop=True)
+    # Which mode the agent's own QA ran in decides the sides followed: part of the condition.
+    if "qa_mode" in judgments.columns:
+        out["qa_mode"] = out["_qa_mode"]
+    out = out.drop(columns=["_pos", "_choice", "_qa_status", "_qa_mode"]).reset_index(drop=True)
     out["agent_choice"] = out["agent_choice"].astype("Int64")
     counts["open_consultancy"] = int((out["protocol"] == "open_consultancy").sum())
     counts["open_debate"] = int((out["protocol"] == "open_debate").sum())

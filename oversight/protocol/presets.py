@@ -25,6 +25,7 @@ from oversight.config import Strict, load_yaml
 from oversight.errors import OversightError, unknown_name
 
 Kind = Literal["qa", "consultancy", "debate", "open"]
+ALL_GROUPS = ("extractive", "closed", "multimodal")
 
 
 class PresetOptions(Strict):
@@ -50,6 +51,21 @@ class PresetOptions(Strict):
 
 
 BASES = ("qa", "qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate")
+
+# The options each base protocol reads. Any other option a preset sets would be listed,
+# shown in every row and silently ignored (a "rounds do not matter" ablation that never
+# varied the rounds), so it is refused. Open protocols generate nothing: their rows are
+# their source variant's, run with that variant's options.
+_JUDGE = ("judge_mode", "shots", "prompt_set")
+_AGENT = ("word_limit", "passage_match")
+APPLIES: dict[str, tuple[str, ...]] = {
+    "qa": _JUDGE,
+    "qa_with_article": _JUDGE,
+    "consultancy": ("consultancy_rounds", *_AGENT, *_JUDGE),
+    "debate": ("rounds", "turns", "first_round_simultaneous", "best_of", "interactive", *_AGENT, *_JUDGE),
+    "open_consultancy": (),
+    "open_debate": (),
+}
 
 
 class ProtocolPreset(Strict):
@@ -87,6 +103,7 @@ class Variant:
     base: str
     overrides: dict[str, Any] = field(default_factory=dict, hash=False)
     source: str | None = None  # open variants: the assigned variant whose rows they select from
+    groups: tuple[str, ...] = ALL_GROUPS  # the task groups it runs on (the preset's `groups:`)
 
     @property
     def is_open(self) -> bool:
@@ -98,7 +115,8 @@ def resolve_variant(name: str, where: str = "spec") -> Variant:
     path = catalogue.find("protocols", name)
     if path is None:
         if name in BASES:
-            return Variant(name, name, {}, name.removeprefix("open_") if name.startswith("open_") else None)
+            return Variant(name, name, {}, name.removeprefix("open_") if name.startswith("open_") else None,
+                           ("extractive",) if name == "qa_with_article" else ALL_GROUPS)
         raise unknown_name("protocol", name, preset_names(), where)
     preset = load_preset(name)
     base = preset.base_protocol()
@@ -107,7 +125,40 @@ def resolve_variant(name: str, where: str = "spec") -> Variant:
     source = None
     if base.startswith("open_"):
         source = preset.derived_from[0] if preset.derived_from else base.removeprefix("open_")
-    return Variant(name, base, preset.options.set_values(), source)
+    return Variant(name, base, preset.options.set_values(), source, tuple(preset.groups))
+
+
+def check_options(preset: ProtocolPreset, base: str, path: str) -> None:
+    """Refuse an option the base protocol never reads, naming the file, the key and what
+    would be valid (oversight/protocol/presets.py, APPLIES)."""
+    values = preset.options.set_values()
+    valid = APPLIES[base]
+    for key in values:
+        if key in valid:
+            continue
+        if base.startswith("open_"):
+            source = preset.derived_from[0] if preset.derived_from else base.removeprefix("open_")
+            hint = (f"an open protocol generates nothing: its rows are those of '{source}', so set the option "
+                    f"in that variant's preset and name it in derived_from")
+        elif base == "consultancy" and key == "rounds":
+            hint = "a consultancy preset sets its rounds as consultancy_rounds"
+        else:
+            hint = f"a {base} preset may set {', '.join(valid)}"
+        raise OversightError(
+            f"{path}: options.{key} does not apply to the {base} protocol, so it would be shown in every row "
+            f"and ignored; {hint}. Remove the key (or change `base:`)."
+        )
+    mode = values.get("judge_mode")
+    if "shots" in values and mode is not None and mode != "fewshot":
+        raise OversightError(
+            f"{path}: options.shots is set but options.judge_mode is '{mode}', so no examples would be shown; "
+            f"set judge_mode: fewshot or remove shots."
+        )
+    if "first_round_simultaneous" in values and values.get("turns") == "simultaneous":
+        raise OversightError(
+            f"{path}: options.first_round_simultaneous only matters with turns: sequential (every round of a "
+            f"simultaneous debate is simultaneous); remove it or set turns: sequential."
+        )
 
 
 def load_preset(name: str) -> ProtocolPreset:
@@ -117,6 +168,9 @@ def load_preset(name: str) -> ProtocolPreset:
     preset = load_yaml(ProtocolPreset, path)
     if preset.name != path.stem:
         raise OversightError(f"{path}: name '{preset.name}' does not match the file name '{path.stem}'.")
+    if preset.base_protocol() in BASES:
+        # Checked on every read, so `list protocols` never shows a setting a run would ignore.
+        check_options(preset, preset.base_protocol(), str(path))
     return preset
 
 

@@ -133,7 +133,7 @@ def check_report_settings(seed: int, n_resamples: int, elo_bootstrap: int, elo_s
         problems.append(f"n_resamples (--resamples) must be 1 … {MAX_RESAMPLES:,}, got {n_resamples:,} "
                         f"(the permutation tests need resamples; default 10,000)")
     if not 0 <= elo_bootstrap <= MAX_BOOTSTRAP:
-        problems.append(f"elo_bootstrap must be 0 … {MAX_BOOTSTRAP:,}, got {elo_bootstrap:,}")
+        problems.append(f"elo_bootstrap (--elo-bootstrap) must be 0 … {MAX_BOOTSTRAP:,}, got {elo_bootstrap:,}")
     if not 0 <= seed < 2**63:
         problems.append(f"seed (--seed) must be 0 … 2^63 − 1, got {seed:,}")
     if not elo_scale > 0 or elo_scale == float("inf"):
@@ -157,6 +157,7 @@ class RunData:
     prompts: pd.DataFrame
     judges: list[str]  # the specs' judge order
     names: list[str]
+    elo_scales: dict[str, float] = field(default_factory=dict)  # run name -> its spec's tournament.elo_scale
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -192,6 +193,31 @@ def spec_judges(manifest: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(x for x in (_model_label(r) for r in refs) if x))
 
 
+def spec_elo_scale(manifest: dict[str, Any]) -> float | None:
+    """The Elo scale the run's spec sets (`tournament.elo_scale`), or None."""
+    spec = (manifest.get("identity") or {}).get("spec") or {}
+    t = spec.get("tournament") if isinstance(spec, dict) else None
+    value = t.get("elo_scale") if isinstance(t, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def resolve_elo_scale(given: float | None, data: RunData) -> float:
+    """The report's Elo scale: `given` (--elo-scale), else the runs' specs' own, else 400.
+    Runs whose specs set different scales need --elo-scale: one table has one scale."""
+    from oversight.score.elo import DEFAULT_SCALE
+
+    if given is not None:
+        return float(given)
+    scales = set(data.elo_scales.values())
+    if len(scales) > 1:
+        listing = "; ".join(f"{name}: {s:g}" for name, s in data.elo_scales.items())
+        raise OversightError(
+            f"The runs' specs set different Elo scales (tournament.elo_scale: {listing}); ratings on two "
+            f"scales cannot share a table. Pass the scale to report them on with --elo-scale S."
+        )
+    return scales.pop() if scales else DEFAULT_SCALE
+
+
 def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
     """Every stored table of the given run directories, concatenated.
 
@@ -202,6 +228,7 @@ def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
     frames: dict[str, list[pd.DataFrame]] = {k: [] for k in ("judgments", "turns", "calls", "items", "prompts")}
     judges: list[str] = []
     names: list[str] = []
+    scales: dict[str, float] = {}
     for raw in run_dirs:
         d = Path(raw)
         if d.is_file() and d.name == "judgments.parquet":
@@ -232,6 +259,8 @@ def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
                 frames[name].append(frame)
         judges += spec_judges(manifest)
         names.append(f"{manifest['name']} / {run_id}" if manifest.get("name") else run_id)
+        if (scale := spec_elo_scale(manifest)) is not None:
+            scales[names[-1]] = scale
 
     def cat(fs: list[pd.DataFrame]) -> pd.DataFrame:
         fs = [f for f in fs if len(f.columns)]
@@ -241,7 +270,7 @@ def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
     if len(prompts) and "prompt_id" in prompts.columns:
         prompts = prompts.drop_duplicates("prompt_id", ignore_index=True)
     return RunData(cat(frames["judgments"]), cat(frames["turns"]), cat(frames["calls"]), cat(frames["items"]),
-                   prompts, list(dict.fromkeys(judges)), names)
+                   prompts, list(dict.fromkeys(judges)), names, scales)
 
 
 def load_frames(run_dirs: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -291,9 +320,10 @@ def compute_tables(
         "agent_qa": agent_qa_table(judgments, errors=errors),
         "open": open_table(judgments, errors=errors),
         "failures": diagnostics.failures_table(judgments),
-        "elo": elo_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, seed=seed, by_group=True),
+        "elo": elo_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, seed=seed, by_group=True,
+                         errors=errors),
         "elo_slope": elo_slope_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, by_group=True,
-                                     seed=seed),
+                                     seed=seed, errors=errors),
         "positional_bias": diagnostics.positional_bias(judgments, errors=errors),
         "assignment": diagnostics.accuracy_by_assignment(judgments, errors=errors),
         "calibration": diagnostics.calibration(judgments, errors=errors),
@@ -324,7 +354,7 @@ def build_report(
     seed: int = 0,
     n_resamples: int = 10_000,
     elo_bootstrap: int = 500,
-    elo_scale: float = 400,
+    elo_scale: float | None = None,
     write_plots: bool = True,
     write_html: bool = True,
     max_transcripts: int | None = None,
@@ -336,16 +366,20 @@ def build_report(
     `seed` drives the permutation tests and bootstraps, so a report is reproducible;
     `n_resamples` (permutation tests) and `elo_bootstrap` trade precision for time.
     `max_transcripts` caps the transcript browser (None = all). `errors="wrong"` scores
-    failed episodes as wrong answers instead of leaving them out. `verdicts="strict"`
-    counts verdicts that only the lenient rule could read as invalid (score/frame.py).
+    failed episodes as wrong answers instead of leaving them out. `elo_scale` (s in
+    1 / (1 + 10^(ΔE/s))): None takes the runs' `tournament.elo_scale`, else 400.
+    `verdicts="strict"` counts verdicts that only the lenient rule could read as invalid
+    (score/frame.py).
     """
     check_reading(verdicts)
     dirs = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(d) for d in run_dirs]
     if not dirs:
         raise OversightError("No run directory given: pass at least one runs/NAME/<run_id>/.")
-    check_report_settings(seed, n_resamples, elo_bootstrap, elo_scale, max_transcripts, errors)
+    check_report_settings(seed, n_resamples, elo_bootstrap, 400 if elo_scale is None else elo_scale,
+                          max_transcripts, errors)
     data = load_run_data(dirs)
     data.judgments = apply_reading(data.judgments, verdicts)
+    elo_scale = resolve_elo_scale(elo_scale, data)
     if out_dir is not None:
         out = Path(out_dir)
     else:

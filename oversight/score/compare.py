@@ -154,7 +154,9 @@ def comparisons_table(
     if len(judgments) == 0:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     j = scored_rows(judge_rows(normalize_judgments(judgments)), errors)
-    j = j[~is_cross_play(j)]
+    # Cross-play games and the tournament's self-play debates are the Elo experiment's, not
+    # a protocol of the grid.
+    j = j[~is_cross_play(j) & ~j["variant"].astype(object).eq("tournament").to_numpy()]
     if pairs is not None:
         wanted = {p for pair in pairs for p in pair}
         j = j[j["protocol"].astype(str).isin(wanted)]

@@ -173,6 +173,10 @@ def cost_table(judgments: pd.DataFrame, turns: pd.DataFrame | None = None) -> pd
     j = normalize_judgments(judgments)
     for c in ("judge_input_tokens", "judge_output_tokens", "episode_cost_usd"):
         j[c] = pd.to_numeric(j[c], errors="coerce")
+        # Open protocols' rows are selected from their source rows and made no call (runs
+        # sealed before this rule carried their source's cost): counting them again would
+        # make the totals exceed what calls.parquet says was spent.
+        j.loc[j["protocol"].astype(str).str.startswith("open_"), c] = 0
     out = (
         j.groupby(["protocol", "judge"], dropna=False, sort=False)
         .agg(n_rows=("protocol", "size"), judge_input_tokens=("judge_input_tokens", "mean"),

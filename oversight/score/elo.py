@@ -37,20 +37,24 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from oversight.score.frame import is_cross_play, mean_ci, normalize_judgments
+from oversight.score.frame import check_errors_mode, is_cross_play, mean_ci, normalize_judgments, scored_rows
 
 LN10 = float(np.log(10.0))
 
 POOLED = "all"  # the `group` of fits over every task group together
+TOURNAMENT = "tournament"  # the variant of tournament rows (engine/tournament.py)
 
 ELO_COLUMNS = [
     "judge", "rounds", "turn_style", "group", "kind", "player", "elo", "ci_low", "ci_high", "n_games",
     "score", "selfplay_accuracy", "selfplay_ci_low", "selfplay_ci_high", "selfplay_n_items",
+    "selfplay_n_errors", "scale",
 ]  # fmt: skip
 SLOPE_COLUMNS = [
     "judge", "rounds", "turn_style", "group", "n_players", "slope_per_100", "ci_low", "ci_high",
-    "intercept",
+    "intercept", "scale",
 ]  # fmt: skip
+
+DEFAULT_SCALE = 400.0  # the usual Elo scale; the paper's text gives 500 (a spec/report setting)
 
 
 @dataclass
@@ -236,9 +240,15 @@ def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataF
 
 
 def tournaments(judgments: pd.DataFrame) -> list[tuple[tuple[object, ...], pd.DataFrame]]:
-    """Debate rows grouped by (judge, rounds, turn_style), keeping groups with cross-play."""
+    """Debate rows grouped by (judge, rounds, turn_style), keeping groups with cross-play;
+    where rows of `variant: tournament` exist, only those."""
     j = normalize_judgments(judgments)
     deb = j[j["protocol"].astype(str).eq("debate") & j["agent"].notna() & j["agent_b"].notna()]
+    tournament = deb["variant"].astype(object).eq(TOURNAMENT)
+    if tournament.any():
+        # The tournament's own rows only: the main grid's self-play debates (same judge,
+        # perhaps the same debater name) are another experiment.
+        deb = deb[tournament]
     out = []
     for key, rows in deb.groupby(["judge", "rounds", "turn_style"], dropna=False, sort=True):
         if is_cross_play(rows).any():
@@ -246,9 +256,12 @@ def tournaments(judgments: pd.DataFrame) -> list[tuple[tuple[object, ...], pd.Da
     return out
 
 
-def selfplay_scores(debates: pd.DataFrame) -> pd.DataFrame:
-    """Judge item scores on each debater's self-play debates: player, item_key, score."""
-    j = normalize_judgments(debates)
+def selfplay_scores(debates: pd.DataFrame, errors: str = "exclude") -> pd.DataFrame:
+    """Judge item scores on each debater's self-play debates: player, item_key, score.
+
+    Failed episodes follow the rule of every accuracy in the report (frame.scored_rows):
+    left out by default, scored as wrong with `errors="wrong"`."""
+    j = scored_rows(normalize_judgments(debates), check_errors_mode(errors))
     sp = j[j["agent"].astype(object).eq(j["agent_b"].astype(object)) & j["agent"].notna()]
     if len(sp) == 0:
         return pd.DataFrame(columns=["player", "item_key", "score"])
@@ -270,7 +283,16 @@ def _scopes(rows: pd.DataFrame, by_group: bool) -> list[tuple[str, pd.DataFrame]
     return scopes
 
 
-def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int) -> pd.DataFrame:
+def _selfplay_errors(rows: pd.DataFrame) -> dict[str, int]:
+    """Failed self-play episodes per debater (shown beside its self-play accuracy)."""
+    j = normalize_judgments(rows)
+    sp = j[j["agent"].astype(object).eq(j["agent_b"].astype(object)) & j["agent"].notna()]
+    failed = sp[sp["verdict_status"].eq("error")]
+    return {str(k): int(v) for k, v in failed.groupby(failed["agent"].astype(str)).size().items()}
+
+
+def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int, errors: str = "exclude"
+               ) -> pd.DataFrame:
     """Aggregate and split ratings of one tournament's rows, with self-play accuracy."""
     agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed)
     agg["kind"] = "aggregate"
@@ -280,18 +302,20 @@ def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int) -> p
     split["player"] = names.str[0]
     block = pd.concat([agg, split], ignore_index=True)
     acc = []
-    for player, scores in selfplay_scores(rows).groupby("player"):
+    failed = _selfplay_errors(rows)
+    for player, scores in selfplay_scores(rows, errors).groupby("player"):
         m, lo, hi = mean_ci(scores["score"].to_numpy())
         acc.append({"player": player, "kind": "aggregate", "selfplay_accuracy": m,
-                    "selfplay_ci_low": lo, "selfplay_ci_high": hi, "selfplay_n_items": len(scores)})
+                    "selfplay_ci_low": lo, "selfplay_ci_high": hi, "selfplay_n_items": len(scores),
+                    "selfplay_n_errors": failed.get(str(player), 0)})
     if acc:
         block = block.merge(pd.DataFrame(acc), on=["player", "kind"], how="left")
     return block
 
 
 def elo_table(
-    judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0,
-    by_group: bool = False,
+    judgments: pd.DataFrame, scale: float = DEFAULT_SCALE, bootstrap: int = 500, seed: int = 0,
+    by_group: bool = False, errors: str = "exclude",
 ) -> pd.DataFrame:
     """Aggregate and side-split Elo per tournament (one per judge), with self-play judge
     accuracy.
@@ -300,13 +324,16 @@ def elo_table(
     cross-play games only, so correct − incorrect is the advantage of arguing for the
     truth); `player` is the model label. Self-play columns are filled on aggregate rows.
     `group` is "all" for the pooled fit; `by_group=True` adds one fit per task group.
+    Failed self-play episodes are left out of the self-play accuracy (and counted in
+    `selfplay_n_errors`) unless `errors="wrong"`, as in the summary; `scale` is the Elo scale
+    s the ratings are in.
     """
     parts = []
     for (judge, rounds, turn_style), rows in tournaments(judgments):
         for group, scoped in _scopes(rows, by_group):
-            block = _elo_block(scoped, scale, bootstrap, seed)
+            block = _elo_block(scoped, scale, bootstrap, seed, errors)
             block["judge"], block["rounds"], block["turn_style"] = judge, rounds, turn_style
-            block["group"] = group
+            block["group"], block["scale"] = group, float(scale)
             parts.append(block)
     if not parts:
         return pd.DataFrame(columns=ELO_COLUMNS)
@@ -362,19 +389,20 @@ def accuracy_elo_slope(
 
 
 def elo_slope_table(
-    judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0,
-    by_group: bool = False,
+    judgments: pd.DataFrame, scale: float = DEFAULT_SCALE, bootstrap: int = 500, seed: int = 0,
+    by_group: bool = False, errors: str = "exclude",
 ) -> pd.DataFrame:
     """Judge accuracy (self-play) vs aggregate Elo: slope per 100 Elo and CI per tournament
-    (and, with `by_group`, per task group as well as pooled)."""
+    (and, with `by_group`, per task group as well as pooled). Failed episodes as in
+    `elo_table`."""
     rows = []
     for (judge, rounds, turn_style), block in tournaments(judgments):
         for group, scoped in _scopes(block, by_group):
-            scores = selfplay_scores(scoped)
+            scores = selfplay_scores(scoped, errors)
             if scores["player"].nunique() < 2:
                 continue
             res = accuracy_elo_slope(debate_games(scoped), scores, scale=scale,
                                      bootstrap=bootstrap, seed=seed)
             rows.append({"judge": judge, "rounds": rounds, "turn_style": turn_style, "group": group,
-                         **res})
+                         **res, "scale": float(scale)})
     return pd.DataFrame(rows, columns=SLOPE_COLUMNS)

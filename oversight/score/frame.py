@@ -36,9 +36,11 @@ JUDGMENT_COLUMNS = (
 # Protocol variants (protocols/NAME.yaml) and every setting a variant can change are part of
 # it too, so rows run under different settings are never merged, within a run or across the
 # runs one report reads.
-SETTINGS = ("judge_mode", "constrained", "shots", "word_limit", "passage_match", "interactive", "prompt_set")
-CONDITION = ("protocol", "variant", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
-CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of", *SETTINGS)
+SETTINGS = ("judge_mode", "constrained", "shots", "word_limit", "passage_match", "interactive",
+            "first_round_simultaneous", "qa_mode", "prompt_set")
+CONDITION = ("protocol", "variant", "judge", "agent", "agent_b", "rounds", "turn_style", "best_of", "best_of_b",
+             *SETTINGS)
+CONFIG = ("agent", "agent_b", "rounds", "turn_style", "best_of", "best_of_b", *SETTINGS)
 SCOPE = ("level", "task", "group")
 
 
@@ -175,6 +177,17 @@ def is_cross_play(judgments: pd.DataFrame) -> pd.Series:
     b = judgments["agent_b"].astype(object)
     return pd.Series(b.notna().to_numpy() & a.notna().to_numpy() & (a != b).to_numpy(),
                      index=judgments.index)
+
+
+def elo_scale_value(elo: pd.DataFrame) -> str:
+    """The Elo scale(s) s an Elo table's ratings are on ("400" for a table without the column)."""
+    scales = sorted({float(v) for v in elo["scale"].dropna()}) if "scale" in elo.columns else []
+    return ", ".join(f"{v:g}" for v in scales) or "400"
+
+
+def elo_scale_text(elo: pd.DataFrame) -> str:
+    """The scale the ratings are on, as every Elo table states it."""
+    return f"Elo scale s = {elo_scale_value(elo)}: P(i beats j) = 1/(1 + 10^((E_j − E_i)/s))"
 
 
 def protocol_rank(protocol: object) -> int:

@@ -24,6 +24,7 @@ from oversight.score.frame import (
     CI_DIFF_HEADER,
     CI_HEADER,
     CI_METHOD,
+    elo_scale_text,
     group_rank,
     protocol_rank,
     show_value,
@@ -335,7 +336,8 @@ def elo_html(page: Page) -> str:
     out = ['<h2 id="elo">Debater Elo</h2>',
            '<p class="note">Ratings fitted by maximum likelihood from cross-play games only; 95% CIs are '
            "percentiles of refits on bootstrap resamples of the games (“95% bootstrap CI”). Self-play accuracy: "
-           f"the judge’s accuracy on each debater’s self-play debates, {esc(CI_HEADER)}.</p>",
+           f"the judge’s accuracy on each debater’s self-play debates, {esc(CI_HEADER)}. "
+           f"{esc(elo_scale_text(elo)) if len(elo) else ''}.</p>",
            image_html(page.plots.get("elo"), "Elo per debater, aggregate and split by the side argued"),
            image_html(page.plots.get("accuracy_vs_elo"), "judge accuracy against debater Elo")]
     if len(elo):
@@ -344,8 +346,8 @@ def elo_html(page: Page) -> str:
                        _sp=[_ci(a, b) for a, b in zip(elo["selfplay_ci_low"], elo["selfplay_ci_high"], strict=True)])
         cols = [("judge", "judge"), ("group", "group"), ("kind", "rating"), ("player", "debater"), ("elo", "Elo"),
                 ("_ci", "95% bootstrap CI"), ("n_games", "games"), ("selfplay_accuracy", "self-play accuracy"),
-                ("_sp", f"{CI_HEADER}"), ("selfplay_n_items", "items"), ("rounds", "rounds"),
-                ("turn_style", "turns")]
+                ("_sp", f"{CI_HEADER}"), ("selfplay_n_items", "items"), ("selfplay_n_errors", "failed"),
+                ("rounds", "rounds"), ("turn_style", "turns"), ("scale", "Elo scale s")]
         fmts: dict[str, Fmt] = {"elo": lambda v: "" if v is None else f"{v:+.0f}", "_ci": str, "_sp": str}
         e = e.assign(_ci=[("—" if pd.isna(a) or pd.isna(b) else f"[{a:+.0f}, {b:+.0f}]")
                           for a, b in zip(elo["ci_low"], elo["ci_high"], strict=True)])

@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from oversight.score.frame import group_rank, is_cross_play, judge_order, protocol_rank, show_value
+from oversight.score.frame import elo_scale_value, group_rank, is_cross_play, judge_order, protocol_rank, show_value
 from oversight.store.safe_io import write_with
 
 SIM_LABEL = "SIMULATED (sim models)"
@@ -259,7 +259,7 @@ def plot_elo(elo: pd.DataFrame, path: Path, simulated: bool = False) -> Path | N
         ax.set_yticks(range(len(players)), players, fontsize=9)
         ax.set_ylim(-0.6, len(players) - 0.4)
         ax.axvline(0, color="grey", lw=0.8, ls=":")
-        ax.set_xlabel("Elo (95% bootstrap CI)", fontsize=9)
+        ax.set_xlabel(f"Elo, scale s = {elo_scale_value(block)} (95% bootstrap CI)", fontsize=9)
         ax.tick_params(axis="x", labelsize=9)
         judge, rounds, style = key
         ax.set_title(f"judge {judge} · {show_value(rounds)} round(s), {show_value(style)}", fontsize=10)
@@ -308,7 +308,7 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
                 ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
                 title += f"\nslope {r['slope_per_100']:+.3f} per 100 Elo{ci}"
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("aggregate Elo (95% bootstrap CI)", fontsize=9)
+        ax.set_xlabel(f"aggregate Elo, scale s = {elo_scale_value(d)} (95% bootstrap CI)", fontsize=9)
         ax.set_ylim(0, 1.05)
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.tick_params(labelsize=9)

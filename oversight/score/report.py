@@ -39,7 +39,14 @@ from oversight.score.build import (
     spec_judges,
 )
 from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
-from oversight.score.frame import apply_reading, group_rank, is_agent_qa, judge_order, normalize_judgments
+from oversight.score.frame import (
+    apply_reading,
+    elo_scale_text,
+    group_rank,
+    is_agent_qa,
+    judge_order,
+    normalize_judgments,
+)
 
 SIM_BANNER = "SIMULATED (sim models)"
 WIDTH = 100  # terminal summary: columns
@@ -234,7 +241,7 @@ def elo_lines(elo: pd.DataFrame, limit: int = 8) -> list[str]:
     if elo is None or len(elo) == 0 or elo["elo"].notna().sum() == 0:
         return []
     e = elo[elo["group"].astype(str).eq("all")] if "group" in elo.columns else elo
-    lines = ["Debater Elo from cross-play games (95% bootstrap CI), by judge"]
+    lines = [f"Debater Elo from cross-play games ({elo_scale_text(elo)}; 95% bootstrap CI), by judge"]
     for judge, block in e.groupby("judge", sort=False):
         agg = block[block["kind"].eq("aggregate")].sort_values("elo", ascending=False)
         rows = [[f"  judge {judge}", "aggregate", "arguing correct", "arguing incorrect"]]

@@ -67,6 +67,9 @@ JUDGMENT_COLUMNS: dict[str, str] = {
     "word_limit": "Int64",
     "passage_match": "string",
     "interactive": "boolean",
+    "first_round_simultaneous": "boolean",
+    "qa_mode": "string",  # open protocols: the mode of the agent's own QA answer that chose the side
+    "best_of_b": "Int64",  # Bob's best-of-N (cross-play pits configs with different N)
     "prompt_set": "string",
 }
 

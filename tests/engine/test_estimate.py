@@ -63,7 +63,8 @@ def test_dry_run_equals_the_real_run(name: str, tmp_path: Path, capsys: pytest.C
 
     calls = oversight.load(oversight.run(spec, out=tmp_path / "run").run_dir).calls
     assert calls.error.isna().all()
-    assert f"{len(calls):,} calls" in printed
+    sent = int((~calls.cache_hit.astype(bool)).sum())
+    assert f"{sent:,} requests {len(calls) - sent:>8,} from cache" in printed
     assert est.calls == len(calls)
     assert sum(t.cached for t in est.models.values()) == int(calls.cache_hit.sum())
     assert {r: t.calls for r, t in est.roles.items()} == calls.role.value_counts().to_dict()

@@ -71,7 +71,7 @@ def test_a_person_judges_qa_debate_and_consultancy_in_chromium(
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server, recorder = start_server(run_dir)
+    server, recorder = start_server(run_dir, views="all")
     assert recorder is not None
     done: dict[str, int] = {}
     questions = 0

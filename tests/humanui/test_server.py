@@ -44,12 +44,13 @@ def test_units_cover_qa_debate_and_consultancy_never_qa_with_article(tmp_path: P
 
 def test_each_judge_has_a_seeded_order_of_their_own(run_dir: Path) -> None:
     run = load_run(run_dir)
-    a1, a2, b = run.queue("human/a"), run.queue("human/a"), run.queue("human/b")
+    a1, a2, b = (run.queue("human/a", views="all"), run.queue("human/a", views="all"),
+                 run.queue("human/b", views="all"))
     assert [u.key for u in a1] == [u.key for u in a2]
     assert sorted(u.key for u in a1) == sorted(u.key for u in b) and [u.key for u in a1] != [u.key for u in b]
-    once = run.queue("human/a", once_per_item=True)
+    once = run.queue("human/a")  # the default: one view of each item
     assert len(once) == 2 and len({(u.ep.task, u.ep.item.item_id) for u in once}) == 2
-    assert [u.kind for u in run.queue("human/a", variants=["qa"], limit=3)] == ["qa"] * 3
+    assert [u.kind for u in run.queue("human/a", variants=["qa"], limit=3, views="all")] == ["qa"] * 3
 
 
 def test_a_verdict_is_a_judgments_row_journaled_at_once(run_dir: Path) -> None:
@@ -144,7 +145,7 @@ def test_interactive_debate_asks_between_rounds(tmp_path: Path) -> None:
 
 
 def test_a_repeated_form_acts_once(run_dir: Path) -> None:
-    server, _ = start_server(run_dir)
+    server, _ = start_server(run_dir, views="all")
     try:
         judge = HttpJudge(server, "eve")
         _judge_until(judge, "qa")
@@ -159,7 +160,7 @@ def test_a_repeated_form_acts_once(run_dir: Path) -> None:
 
 
 def test_two_judges_at_once_and_the_run_lock(run_dir: Path) -> None:
-    server, _ = start_server(run_dir)
+    server, _ = start_server(run_dir, views="all")
     try:
         a, b = HttpJudge(server, "fay"), HttpJudge(server, "gus")
         for _ in range(3):
@@ -291,7 +292,7 @@ def test_beyond_loopback_a_token_is_required(run_dir: Path) -> None:
 
 
 def test_no_page_shows_the_answer_key_or_the_article(run_dir: Path) -> None:
-    server, recorder = start_server(run_dir)
+    server, recorder = start_server(run_dir, views="all")
     assert recorder is not None
     try:
         judge = HttpJudge(server, "kim")
@@ -316,3 +317,39 @@ def test_a_changed_experiment_is_refused(run_dir: Path) -> None:
     (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(OversightError, match="no longer resolves to the same experiment"):
         load_run(run_dir)
+
+
+def test_by_default_each_person_sees_an_item_once_and_views_rotate_over_people(tmp_path: Path) -> None:
+    """Issue 22, item 4: one view per person per item; over the people taking part every
+    view of an item (protocol x order x consultancy side) is judged once."""
+    run_dir = make_run(tmp_path, limit=2)
+    run = load_run(run_dir)
+    views = {}
+    for u in run.units:
+        views.setdefault((u.ep.task, u.ep.item.item_id), set()).add(u.key)
+    m = len(next(iter(views.values())))
+    assert m == 8 and all(len(v) == m for v in views.values())  # qa 2 + debate 2 + consultancy 4
+    server, _ = start_server(run_dir)
+    try:
+        people = [HttpJudge(server, f"p{k}") for k in range(m)]
+        for person in people:
+            while person.step() != "done":
+                person.finish_episode(1)
+            person.close()
+    finally:
+        server.stop()
+    rows = human_rows(run_dir)
+    per_person_item = rows.groupby(["judge", "task", "item_id"]).size()
+    assert (per_person_item == 1).all() and len(per_person_item) == m * len(views)
+    # Every view of every item judged by exactly one of the m people: balanced over protocols and orders.
+    seen = rows.groupby(["task", "item_id", "variant", "order", rows["assigned"].fillna("-")]).size()
+    assert (seen == 1).all() and len(seen) == m * len(views)
+    # The old behaviour is an explicit option: every view of every item for one person.
+    server, _ = start_server(run_dir, views="all")
+    try:
+        judge = HttpJudge(server, "p0")
+        page = judge.client.get("/episode").text
+        assert f"episode {len(views) + 1} of {m * len(views)}" in page  # its two judged views count as done
+        judge.close()
+    finally:
+        server.stop()

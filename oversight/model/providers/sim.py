@@ -96,6 +96,8 @@ class SimWorld:
         draw = f"{sample}" if not (request.seed or request.replicate) else (
             f"{sample}|seed={request.seed}|rep={request.replicate}"
         )
+        if request.draw:
+            draw += f"|draw={request.draw}"
         digest = hashlib.sha256(
             f"{sorted(params.model_dump().items())}|{draw}|{self.prompt}|{sorted(self.meta.items())}".encode()
         ).digest()
