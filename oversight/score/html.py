@@ -23,13 +23,20 @@ from oversight.score.browser import esc, records, transcripts_html
 from oversight.score.frame import (
     CI_DIFF_HEADER,
     CI_HEADER,
+    CI_DIFF_METHOD,
     CI_METHOD,
+    FEW_ITEMS,
+    few_items,
     group_rank,
     protocol_rank,
     show_value,
 )
 
 SIM_BANNER = "SIMULATED (sim models)"
+
+FEW_MARK = "†"
+FEW_TITLE = f"fewer than {FEW_ITEMS} items: read the interval with care"
+FEW_NOTE = f"{FEW_MARK} marks a cell with fewer than {FEW_ITEMS} items."
 
 _PASSAGE = re.compile(r"<(v|u)_passage>(.*?)</\1_passage>", re.S)
 
@@ -68,6 +75,7 @@ table.tbl th,table.tbl td{border:1px solid #ddd;padding:2px 6px;text-align:right
 table.tbl th{background:#f3f3f3;text-align:left} table.tbl td:first-child,table.tbl th:first-child{text-align:left}
 table.tbl td.txt{text-align:left}
 table.tbl tr.sig td{background:#e3f3dc}
+table.tbl td.few{color:#a05a00;font-weight:bold}
 img.plot{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0;display:block}
 .note{color:#555;font-size:.9em}
 .failures{border:2px solid #b00020;border-radius:4px;padding:.2em 1em;margin:1em 0;background:#fff6f6}
@@ -157,7 +165,8 @@ def table_html(df: pd.DataFrame | None, columns: Sequence[tuple[str, str]] | Non
     formats = formats or {}
     head = "".join(f"<th>{esc(h)}</th>" for _, h in cols)
     body = []
-    for rec in records(df[[c for c, _ in cols]]):
+    # The row class may read columns the table does not show (e.g. `significant`).
+    for rec in records(df):
         cells = []
         for c, _ in cols:
             v = rec.get(c)
@@ -168,6 +177,8 @@ def table_html(df: pd.DataFrame | None, columns: Sequence[tuple[str, str]] | Non
             else:
                 text = "" if v is None else show_value(v)
             cls = ' class="txt"' if isinstance(v, str) else ""
+            if "n_items" in c and few_items(v):  # an interval on so few items is marked
+                text, cls = f"{text} {FEW_MARK}", f' class="few" title="{esc(FEW_TITLE)}"'
             cells.append(f"<td{cls}>{esc(text)}</td>")
         rc = row_class(rec) if row_class else ""
         cls = f' class="{rc}"' if rc else ""
@@ -227,8 +238,8 @@ def headline_html(page: Page) -> str:
     test = (f"paired permutation test over items, two-sided, {page.n_resamples:,} resamples "
             "(exact when there are fewer swap patterns)")
     intro = (f'<p class="note">Difference in judge accuracy, a − b, on the items both protocols judged; '
-             f"{esc(CI_DIFF_HEADER)}: mean ± 1.96·sd/√n of the item differences; p: {esc(test)}. "
-             "Rows with p &lt; 0.05 are shaded.</p>")
+             f"{esc(CI_DIFF_HEADER)}: {esc(CI_DIFF_METHOD)}; p: {esc(test)}. "
+             f"Rows with p &lt; 0.05 are shaded. {esc(FEW_NOTE)}</p>")
     p_head = f"p (permutation, {page.n_resamples:,})"
     cols = [("group", "group"), ("judge", "judge"), ("comparison", "comparison (a − b)"), ("n_items", "items"),
             ("acc_a", "accuracy a"), ("acc_b", "accuracy b"), ("diff", "difference"), ("_ci", CI_DIFF_HEADER),
@@ -260,7 +271,7 @@ def accuracy_html(page: Page) -> str:
     s = page.tables.get("summary", pd.DataFrame())
     out = ['<h2 id="accuracy">Judge accuracy</h2>',
            f'<p class="note">An item’s rows (both answer orders, both consultancy sides, every replicate) are '
-           f"averaged first. {esc(CI_METHOD)}. Invalid and refused verdicts count as wrong (“invalid”). "
+           f"averaged first. {esc(CI_METHOD)}. {esc(FEW_NOTE)} Invalid and refused verdicts count as wrong (“invalid”). "
            f"{esc(_errors_note(page.errors))} Judges in the spec’s order.</p>",
            image_html(page.plots.get("accuracy"), "judge accuracy by judge and protocol, one panel per task group")]
     cols = [("group", "group"), ("task", "task"), ("condition", "protocol"), ("judge", "judge"),

@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from oversight.score.frame import group_rank, is_cross_play, judge_order, protocol_rank, show_value
+from oversight.score.frame import FEW_ITEMS, few_items, group_rank, is_cross_play, judge_order, protocol_rank, show_value
 
 SIM_LABEL = "SIMULATED (sim models)"
+FEW_LABEL = f"< {FEW_ITEMS} items (n on bar)"
 DPI = 110
 
 # One colour per protocol, the same in every figure.
@@ -100,6 +102,20 @@ def _judge_ticks(ax: Axes, x: np.ndarray, judges: list[str]) -> None:
     ax.set_xticks(x, judges, rotation=25 if rotate else 0, ha="right" if rotate else "center", fontsize=9)
 
 
+def _mark_few(ax: Axes, bars: Any, xs: np.ndarray, n_items: np.ndarray) -> bool:
+    """A bar resting on fewer than FEW_ITEMS items is drawn pale and hatched, with its item
+    count on it, so it does not read like one on many items. True if any bar was."""
+    marked = False
+    for bar, x, n in zip(bars, xs, n_items, strict=True):
+        if not few_items(n if not np.isnan(n) else None):
+            continue
+        bar.set_alpha(0.45)
+        bar.set_hatch("xx")
+        ax.text(x, 0.02, f"n={int(n)}", ha="center", va="bottom", fontsize=8, rotation=90, color="#222")
+        marked = True
+    return marked
+
+
 def _bar_panel_width(n_judges: int, n_bars: int) -> float:
     return max(3.4, 0.9 + n_judges * (0.3 * n_bars + 0.35))
 
@@ -128,6 +144,7 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
     fig = Figure(figsize=(max(6.5, sum(widths) + 0.8), 4.6), layout="constrained")
     axes = fig.subplots(1, len(groups), squeeze=False, sharey=True, width_ratios=widths)[0]
     handles: dict[str, Any] = {}
+    few = False
     for ax, group in zip(axes, groups, strict=True):
         g = s[s["group"].astype(str).eq(group)]
         js = [j for j in order if j in set(g["judge"].astype(str))]
@@ -136,11 +153,13 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
         width = 0.8 / max(len(cs), 1)
         for k, cond in enumerate(cs):
             d = g[g["condition"].astype(str).eq(cond)].set_index("judge").reindex(js)
-            bars = ax.bar(x + (k - (len(cs) - 1) / 2) * width, d["accuracy"].to_numpy(dtype=float), width * 0.95,
+            xs = x + (k - (len(cs) - 1) / 2) * width
+            bars = ax.bar(xs, d["accuracy"].to_numpy(dtype=float), width * 0.95,
                           yerr=_yerr(d, "accuracy", "ci_low", "ci_high"), capsize=2,
                           color=colours[cond], edgecolor="white", linewidth=0.5,
                           error_kw={"elinewidth": 0.9, "ecolor": "#222"})
-            handles.setdefault(cond, bars)
+            handles.setdefault(cond, Patch(facecolor=colours[cond], edgecolor="white"))  # unaffected by pale bars
+            few |= _mark_few(ax, bars, xs, d["n_items"].to_numpy(dtype=float))
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         _judge_ticks(ax, x, js)
         ax.set_ylim(0, 1.05)
@@ -149,7 +168,9 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
         ax.set_title(f"{group} ({items} items)", fontsize=10)
         ax.set_xlabel("judge (weaker → stronger, as the spec lists them)", fontsize=8)
         ax.tick_params(axis="y", labelsize=9)
-    axes[0].set_ylabel("judge accuracy (95% CI over items)", fontsize=9)
+    axes[0].set_ylabel("judge accuracy (95% Wilson CI over items)", fontsize=9)
+    if few:
+        handles[FEW_LABEL] = Patch(facecolor="#999999", alpha=0.45, hatch="xx", edgecolor="white")
     _legend(fig, handles, ncol=6)
     fig.suptitle(_title("Judge accuracy by protocol", simulated), fontsize=11)
     return _save(fig, path)

@@ -39,10 +39,12 @@ from oversight.score.build import (
     spec_judges,
 )
 from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
-from oversight.score.frame import group_rank, is_agent_qa, judge_order, normalize_judgments
+from oversight.score.frame import FEW_ITEMS, few_items, group_rank, is_agent_qa, judge_order, normalize_judgments
 
 SIM_BANNER = "SIMULATED (sim models)"
 WIDTH = 100  # terminal summary: columns
+FEW_MARK = "†"
+FEW_NOTE = f"{FEW_MARK} fewer than {FEW_ITEMS} items"
 MAX_LINES = 50  # terminal summary: lines
 VERBATIM = "\x00"  # marks a summary line that is a command: never cut or wrapped, so it works as printed
 
@@ -112,7 +114,7 @@ def accuracy_lines(summary: pd.DataFrame, judges: Sequence[str], errors: str, wi
     order = judge_order(s, judges)
     cells: dict[tuple[str, str, str], str] = {}
     for r in s.itertuples(index=False):
-        cell = acc_cell(r.accuracy, r.ci_low, r.ci_high, compact)
+        cell = acc_cell(r.accuracy, r.ci_low, r.ci_high, compact) + (FEW_MARK if few_items(r.n_items) else "")
         if r.n_errors:
             cell += f" {r.n_errors}err" if compact else f" ({r.n_errors} err)"
         cells[(str(r.group), str(r.condition), str(r.judge))] = cell
@@ -123,7 +125,8 @@ def accuracy_lines(summary: pd.DataFrame, judges: Sequence[str], errors: str, wi
     label_w = 2 + min(cut, max(len(str(c)) for c in s["condition"].astype(str).unique()))
     how = "left out" if errors == "exclude" else "scored wrong"
     unit = "%, " if compact else ""
-    lines = [f"Judge accuracy by task group ({unit}[95% normal CI over items]; err: failed episodes, {how})"]
+    lines = [f"Judge accuracy by task group ({unit}[95% Wilson CI over items]; {FEW_NOTE}; "
+             f"err: failed episodes, {how})"]
     for chunk in _judge_chunks(order, cell_w, label_w, width):
         rows: list[list[str]] = [["", *[_cut(j, cell_w, keep_end=True) for j in chunk]]]
         for g in groups:
@@ -174,9 +177,11 @@ def headline_lines(headline: pd.DataFrame, judges: Sequence[str], n_resamples: i
                     bottom.append("")
                 elif compact:
                     ci = "—" if pd.isna(r.ci_low) else f"{r.ci_low * 100:+.0f},{r.ci_high * 100:+.0f}"
-                    top.append(f"{_num(r.diff * 100, '{:+.0f}')} [{ci}] {_p_text(r.p_value, True)}")
+                    few = FEW_MARK if few_items(r.n_items) else ""
+                    top.append(f"{_num(r.diff * 100, '{:+.0f}')}{few} [{ci}] {_p_text(r.p_value, True)}")
                 else:
-                    top.append(f"{_num(r.diff, '{:+.2f}')} {_p_text(r.p_value, False)}")
+                    few = FEW_MARK if few_items(r.n_items) else ""
+                    top.append(f"{_num(r.diff, '{:+.2f}')}{few} {_p_text(r.p_value, False)}")
                     bottom.append("[—]" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
             rows += [top] if compact else [top, bottom]
     # judge names get what the comparison columns leave
@@ -185,10 +190,10 @@ def headline_lines(headline: pd.DataFrame, judges: Sequence[str], n_resamples: i
     for r in rows:
         if len(r) > 1 and r[0]:
             r[0] = "  " + _cut(r[0].strip(), label, keep_end=True)
-    what = ("a − b in accuracy points [95% CI normal over paired items] p" if compact else
-            "accuracy a − b, p; below: [95% CI normal over paired items]")
+    what = ("a − b in accuracy points [95% CI inverting the test] p" if compact else
+            "accuracy a − b, p; below: [95% CI inverting the test: the shifts it does not reject]")
     return [f"Headline: the paper's comparisons: {what}; paired permutation test, {n_resamples:,} resamples; "
-            "* p < 0.05", *_grid(rows)]
+            f"* p < 0.05; {FEW_NOTE}", *_grid(rows)]
 
 
 def agent_qa_lines(agent_qa: pd.DataFrame, compact: bool = False) -> list[str]:

@@ -65,10 +65,20 @@ def test_accuracy_figure_is_the_papers(monkeypatch, tmp_path):
         assert [t.get_text() for t in ax.get_xticklabels()] == order  # judges on x, weak to strong
     legend = fig.legends[0]
     labels = [t.get_text() for t in legend.get_texts()]
-    assert labels == ["qa", "qa_with_article", "consultancy", "debate"]  # protocols as colours, no open ones
+    # protocols as colours, no open ones; 4 items a cell: bars marked as resting on few items
+    assert labels == ["qa", "qa_with_article", "consultancy", "debate", plots.FEW_LABEL]
+    assert sorted({t.get_text() for ax in axes for t in ax.texts}) == ["n=4", "n=8"]  # closed: 4; extractive: 2 tasks × 4
     fig.canvas.draw()
     box = legend.get_window_extent()
     assert not any(_inside(box, ax.get_window_extent()) for ax in axes)  # no legend over data
+
+
+def test_bars_on_many_items_are_not_marked(monkeypatch, tmp_path):
+    s = summary_table(judgments_frame(n_items=12))
+    figs = _capture(monkeypatch)
+    plots.plot_accuracy(s, tmp_path / "a.png")
+    assert plots.FEW_LABEL not in [t.get_text() for t in figs[0].legends[0].get_texts()]
+    assert not any(ax.texts for ax in figs[0].axes)
 
 
 def test_open_and_elo_figures_keep_legends_off_the_data(monkeypatch, tmp_path):
