@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from oversight.score.frame import (
@@ -87,7 +86,8 @@ def aggregate_items(
     """Item-averaged mean of `value` with CI for each `keys` group of a `with_levels` frame.
 
     Vectorised over groups: item scores first (grouping on `item_key`), then their mean,
-    and count per group; a Wilson interval over items (`frame.wilson_ci`). Returns keys + n_items, accuracy, ci_low, ci_high;
+    and count per group; a Wilson interval over items (`frame.wilson_ci`). Returns keys +
+    n_items, accuracy, ci_low, ci_high;
     the interval is NaN for a group of fewer than two items.
     """
     keys = list(keys)

@@ -22,8 +22,8 @@ import pandas as pd
 from oversight.score.browser import esc, records, transcripts_html
 from oversight.score.frame import (
     CI_DIFF_HEADER,
-    CI_HEADER,
     CI_DIFF_METHOD,
+    CI_HEADER,
     CI_METHOD,
     FEW_ITEMS,
     few_items,
@@ -271,7 +271,8 @@ def accuracy_html(page: Page) -> str:
     s = page.tables.get("summary", pd.DataFrame())
     out = ['<h2 id="accuracy">Judge accuracy</h2>',
            f'<p class="note">An item’s rows (both answer orders, both consultancy sides, every replicate) are '
-           f"averaged first. {esc(CI_METHOD)}. {esc(FEW_NOTE)} Invalid and refused verdicts count as wrong (“invalid”). "
+           f"averaged first. {esc(CI_METHOD)}. {esc(FEW_NOTE)} "
+           "Invalid and refused verdicts count as wrong (“invalid”). "
            f"{esc(_errors_note(page.errors))} Judges in the spec’s order.</p>",
            image_html(page.plots.get("accuracy"), "judge accuracy by judge and protocol, one panel per task group")]
     cols = [("group", "group"), ("task", "task"), ("condition", "protocol"), ("judge", "judge"),

@@ -28,7 +28,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from oversight.score.frame import FEW_ITEMS, few_items, group_rank, is_cross_play, judge_order, protocol_rank, show_value
+from oversight.score.frame import (
+    FEW_ITEMS,
+    few_items,
+    group_rank,
+    is_cross_play,
+    judge_order,
+    protocol_rank,
+    show_value,
+)
 
 SIM_LABEL = "SIMULATED (sim models)"
 FEW_LABEL = f"< {FEW_ITEMS} items (n on bar)"

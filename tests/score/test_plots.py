@@ -67,7 +67,7 @@ def test_accuracy_figure_is_the_papers(monkeypatch, tmp_path):
     labels = [t.get_text() for t in legend.get_texts()]
     # protocols as colours, no open ones; 4 items a cell: bars marked as resting on few items
     assert labels == ["qa", "qa_with_article", "consultancy", "debate", plots.FEW_LABEL]
-    assert sorted({t.get_text() for ax in axes for t in ax.texts}) == ["n=4", "n=8"]  # closed: 4; extractive: 2 tasks × 4
+    assert sorted({t.get_text() for ax in axes for t in ax.texts}) == ["n=4", "n=8"]  # 2 tasks × 4
     fig.canvas.draw()
     box = legend.get_window_extent()
     assert not any(_inside(box, ax.get_window_extent()) for ax in axes)  # no legend over data
