@@ -59,7 +59,7 @@ from oversight.store.lock import RunLock
 if TYPE_CHECKING:
     import pandas as pd
 
-# Exit codes (DESIGN §11): 0 success; 1 errored episodes or a fail-fast stop; 2 bad input; 130 interrupted.
+# Exit codes: 0 success; 1 errored episodes or a fail-fast stop; 2 bad input; 130 interrupted.
 EXIT_OK, EXIT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

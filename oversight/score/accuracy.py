@@ -1,4 +1,4 @@
-"""Judge accuracy per task and per task group, with 95% CIs over items (DESIGN §7).
+"""Judge accuracy per task and per task group, with 95% CIs over items (docs/METHOD.md, "Statistics").
 
 An item's rows (its two answer orders; for consultancy also both assigned sides; every
 replicate) are averaged first, so every item weighs the same however many rows it has;

@@ -1,4 +1,4 @@
-"""Paired comparisons between protocols on the same items (DESIGN §7, PAPER "Statistics").
+"""Paired comparisons between protocols on the same items (docs/METHOD.md, "Statistics").
 
 For every scope (task, and task group), judge and pair of conditions, the per-item scores
 of the items both conditions judged are compared with a paired permutation test

@@ -1,4 +1,4 @@
-"""Elo ratings of debaters from judged cross-play debates (DESIGN §4, §10; PAPER "Statistics").
+"""Elo ratings of debaters from judged cross-play debates (docs/METHOD.md, "Statistics").
 
 Model: player i beats player j with probability 1 / (1 + 10 ** ((E_j - E_i) / scale)),
 a Bradley–Terry model on a base-10 log scale. Ratings maximise the likelihood of the

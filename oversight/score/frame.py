@@ -1,7 +1,7 @@
 """Shared column conventions for the scoring functions.
 
 Every scoring function accepts a `judgments` DataFrame as written to `judgments.parquet`
-(DESIGN §6). `normalize_judgments` makes hand-built or partial frames safe to score: missing
+(README, Results). `normalize_judgments` makes hand-built or partial frames safe to score: missing
 optional columns appear as nulls, and a verdict that is not `ok` is never counted correct.
 """
 

@@ -1,7 +1,7 @@
 """Open consultancy and open debate: does the judge follow the agent, and is it fooled?
 
 In the open protocols the agent argues for the answer it chose itself (`agent_choice`,
-its own QA answer). Three numbers tell the story (PAPER "Findings"):
+its own QA answer). Three numbers tell the story (docs/METHOD.md, "Statistics"):
 
 - `win_rate`: how often the judge sides with the agent's choice;
 - `accuracy_agent_correct` / `accuracy_agent_wrong`: judge accuracy on rows where the

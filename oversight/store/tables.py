@@ -21,7 +21,7 @@ import pandas as pd
 
 from oversight.errors import OversightError
 
-# judgments.parquet: the stable, documented columns (DESIGN §6), then extras.
+# judgments.parquet: the stable, documented columns (README, Results), then extras.
 JUDGMENT_COLUMNS: dict[str, str] = {
     "run_id": "string",
     "task": "string",
