@@ -14,9 +14,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oversight import catalogue
 from oversight.errors import OversightError, clip
+
+if TYPE_CHECKING:
+    from oversight.model.card import ModelCard
 
 DESCRIPTION = """\
 Compare scalable-oversight protocols (direct QA, consultancy, debate) with weak LLM judges
@@ -161,7 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(run_summary(result.run_dir, result.judgments, notes=result.notes,
                       results=f"Results in {result.run_dir}{status}.",
                       report_command=f"{exe} report {run_dir}"))
-    resume = f"{exe} run {shlex.quote(str(args.spec))} --resume --out {run_dir}"
+    sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)  # the run's own overrides
+    resume = f"{exe} run {shlex.quote(str(args.spec))}{sets} --resume --out {run_dir}"
     if result.fatal:
         print(f"error: {result.fatal} Resume with: {resume}", file=sys.stderr)
     t = result.totals
@@ -219,9 +224,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, args.overrides)
     prep = prepare(spec, args.spec)
+    check_local_servers(prep.cards, args.spec)
     print(f"{args.spec}: OK — {len(prep.plan.episodes):,} episodes over {len(prep.items)} task(s), "
           f"{len(prep.cards)} model(s): {', '.join(prep.cards)}.")
     return 0
+
+
+def check_local_servers(cards: dict[str, ModelCard], spec: str) -> None:
+    """Every model card whose base_url is on this machine must have something listening
+    there: a server that is down would otherwise fail every call of the run."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from oversight.model.types import is_local_url
+
+    down = []
+    for label, card in cards.items():
+        if not is_local_url(card.base_url):
+            continue
+        parts = urlsplit(card.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=5).close()
+        except OSError as exc:
+            down.append(f"'{label}' at {card.base_url} ({exc.strerror or exc})")
+    if down:
+        raise OversightError(
+            f"{spec}: nothing answers at the local server(s) of {'; '.join(down)}. Start the server "
+            "(for example `llama-server --port PORT` or `ollama serve`) or correct base_url in the model's card, "
+            "then validate again.")
 
 
 def oversight_command() -> str:

@@ -122,6 +122,9 @@ class Run:
             env = card.key_env() if card is not None else None
             fix = (f"check the key in ${env} and that it may use this model" if env
                    else "check the server's credentials")
+        elif failure.error.kind == "unreachable":
+            fix = (f"start the server at {card.base_url if card is not None else 'its base_url'} "
+                   "(or correct base_url in the card)")
         else:
             fix = "check the model id and base_url in its card"
         self.fatal = (f"model {where} refused the request ({failure.error}); every call to it would fail "
