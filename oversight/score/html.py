@@ -88,6 +88,8 @@ section.card h3{margin:.2em 0;font-size:1em}
 .q{margin:.3em 0} .lbl{font-weight:bold;margin-right:.3em}
 ol.answers,ul.answers{margin:.2em 0 .5em;padding-left:1.5em}
 li.correct{color:#0a5a0a} li.wrong{color:#333}
+code.answer{display:block;white-space:pre;overflow-x:auto;font-size:.85em;background:#f6f6f6;
+border:1px solid #ddd;border-radius:3px;padding:.3em .5em;margin:.2em 0;color:#222}
 .badge{font-size:.75em;border-radius:3px;padding:0 .35em;margin:0 .3em;color:#fff;white-space:nowrap}
 .badge.ok{background:#2a8a2a} .badge.no{background:#999}
 .argued{font-size:.85em;color:#555}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import socket
 from pathlib import Path
 
 import pytest
 
+import oversight
 from oversight.cli import main
 from oversight.dialogue.transcript import Turn
 from oversight.humanui import pages
@@ -88,3 +90,28 @@ def test_cli_errors_are_one_paragraph(tmp_path: Path, run_dir: Path, capsys: pyt
     assert "cannot listen" in capsys.readouterr().err
     assert main(["judge-ui", str(run_dir), "--seal"]) == 0
     assert "0 human verdict(s)" in capsys.readouterr().out
+
+
+def test_code_answers_are_shown_as_code_over_http(tmp_path: Path) -> None:
+    import html
+
+    from tests.humanui.helpers import HttpJudge, make_run, start_server
+
+    run_dir = make_run(tmp_path, tasks=["gsm8kqa"], protocols=["qa", "debate"])
+    items = oversight.load(run_dir).items
+    programs = {p.strip("\n") for p in [*items["answer_0"], *items["answer_1"]]}
+    assert all("\n" in p for p in programs)
+    server, _ = start_server(run_dir, record=False)
+    try:
+        judge = HttpJudge(server, "Ann")
+        seen = 0
+        while judge.step() in ("verdict", "question"):
+            shown = {html.unescape(c) for c in re.findall(r'<code class="answer">(.*?)</code>', judge.page, re.S)}
+            # both answers in the list and beside the two verdict buttons, lines and indents kept
+            assert len(shown) == 2 and shown <= programs, shown
+            assert judge.page.count('<code class="answer">') == 4
+            seen += 1
+            judge.finish_episode()
+        assert seen >= 2
+    finally:
+        server.stop()

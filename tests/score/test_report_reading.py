@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from oversight.score.report import build_report
-from tests.score.test_report_browser import CHROMIUM, dump_dom
+from tests.score.test_report_browser import CHROMIUM, cards, dump_dom
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
 
@@ -77,3 +77,31 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def test_code_answers_are_shown_as_code_keeping_their_lines(sim_run_dir: Path, tmp_path: Path) -> None:
+    import html
+
+    import oversight
+
+    page = build_report([sim_run_dir], tmp_path / "report", n_resamples=100, elo_bootstrap=0,
+                        write_plots=False).html_path
+    items = oversight.load(sim_run_dir).items
+    programs = items[items["task"].eq("gsm8kqa")]
+    assert len(programs) and programs["answer_0"].str.strip().str.contains("\n").all()
+    dom = dump_dom(page, tmp_path / "profile", task="gsm8kqa", protocol="")
+    shown = [html.unescape(c) for c in re.findall(r'<code class="answer">(.*?)</code>', dom, re.S)]
+    for program in [*programs["answer_0"], *programs["answer_1"]]:
+        assert program.strip("\n") in shown  # every line and indent as written
+    # one-line answers stay inline text
+    quality = dump_dom(page, tmp_path / "profile", task="quality", protocol="")
+    assert cards(quality) and not any('<code class="answer">' in c for c in cards(quality))
+
+
+@pytest.fixture(scope="module")
+def sim_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import oversight
+
+    spec = {"name": "code", "tasks": ["gsm8kqa", "quality"], "limit": 2, "agent": "sim/strong",
+            "judges": ["sim/weak"], "protocols": ["qa", "debate"], "debate": {"rounds": 1}}
+    return oversight.run(spec, out=tmp_path_factory.mktemp("code") / "run").run_dir
