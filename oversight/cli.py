@@ -244,8 +244,9 @@ def check_local_servers(cards: dict[str, ModelCard], spec: str) -> None:
             continue
         parts = urlsplit(card.base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = str(parts.hostname or "127.0.0.1")
         try:
-            socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=5).close()
+            socket.create_connection((host, port), timeout=5).close()
         except OSError as exc:
             down.append(f"'{label}' at {card.base_url} ({exc.strerror or exc})")
     if down:
@@ -277,7 +278,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise OversightError(f"Run directory not found: {d}.")
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
-                          errors="wrong" if args.errors_as_wrong else "exclude")
+                          errors="wrong" if args.errors_as_wrong else "exclude", progress=sys.stderr)
     print(format_summary(result))
     return 0
 

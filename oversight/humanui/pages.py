@@ -207,8 +207,10 @@ def episode_page(v: EpisodeView, *, who: str, progress: str, csrf: str, nonce: s
         body.append(
             f'<form method="post" action="/verdict" id="verdict">{hidden}'
             "<fieldset><legend><strong>Which answer is correct?</strong></legend>"
-            f'<label><input type="radio" name="answer" value="1" id="answer-1" required> 1: {answer_html(a1)}</label><br>'
-            f'<label><input type="radio" name="answer" value="2" id="answer-2" required> 2: {answer_html(a2)}</label>'
+            f'<label><input type="radio" name="answer" value="1" id="answer-1" required> 1: {answer_html(a1)}'
+            "</label><br>"
+            f'<label><input type="radio" name="answer" value="2" id="answer-2" required> 2: {answer_html(a2)}'
+            "</label>"
             "</fieldset>"
             '<p><label for="confidence">How sure are you that your answer is correct? '
             '<output id="confidence-out" for="confidence">75%</output></label>'

@@ -241,7 +241,8 @@ JS = r"""
     return msgs.map(function (m) {
       return '<b>[' + esc(m[0]) + ']</b>\n' + m[1].map(function (i) {
         var s = L[i];
-        return s.charCodeAt(0) === 1 ? '<span class="artref">' + esc(ART[+s.slice(2)]) + '</span>' : fmt(s);
+        // exactly the text sent: passage tags stay tags, not badges
+        return s.charCodeAt(0) === 1 ? '<span class="artref">' + esc(ART[+s.slice(2)]) + '</span>' : esc(s);
       }).join('\n');
     }).join('\n\n');
   }

@@ -31,6 +31,7 @@ best-of-1 and best-of-4 versions of one model needs distinct labels for them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,8 +151,9 @@ def fit_elo(
     *,
     anchor: str | None = None,
     l2: float = 0.0,
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Maximum-likelihood Elo ratings with bootstrap 95% CIs.
+    """Maximum-likelihood Elo ratings with bootstrap 95% CIs (`progress(1)` after each refit).
 
     `games` has columns player_a, player_b, winner (one of the two names; a null winner is
     a draw, scored 1/2 each). Ratings average 0, or `anchor` is fixed at 0. `l2` adds a
@@ -181,10 +183,12 @@ def fit_elo(
         rng = np.random.default_rng(seed)
         # Resampling games with replacement = multinomial counts over distinct outcomes.
         probs = g.w / total
-        draws = np.array([
-            to_elo(_fit_theta(g, rng.multinomial(total, probs).astype(float), l2, theta))
-            for _ in range(bootstrap)
-        ])
+        fits = []
+        for _ in range(bootstrap):
+            fits.append(to_elo(_fit_theta(g, rng.multinomial(total, probs).astype(float), l2, theta)))
+            if progress is not None:
+                progress(1)
+        draws = np.array(fits)
         with warnings.catch_warnings():
             # A player absent from every resample has an all-NaN column: its CI stays NaN.
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -270,11 +274,13 @@ def _scopes(rows: pd.DataFrame, by_group: bool) -> list[tuple[str, pd.DataFrame]
     return scopes
 
 
-def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int) -> pd.DataFrame:
+def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int,
+               progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Aggregate and split ratings of one tournament's rows, with self-play accuracy."""
-    agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed)
+    agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed, progress=progress)
     agg["kind"] = "aggregate"
-    split = fit_elo(debate_games(rows, split_sides=True), scale=scale, bootstrap=bootstrap, seed=seed)
+    split = fit_elo(debate_games(rows, split_sides=True), scale=scale, bootstrap=bootstrap, seed=seed,
+                    progress=progress)
     names = split["player"].str.rsplit("|", n=1)
     split["kind"] = names.str[1]
     split["player"] = names.str[0]
@@ -291,7 +297,7 @@ def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int) -> p
 
 def elo_table(
     judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0,
-    by_group: bool = False,
+    by_group: bool = False, progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Aggregate and side-split Elo per tournament (one per judge), with self-play judge
     accuracy.
@@ -304,7 +310,7 @@ def elo_table(
     parts = []
     for (judge, rounds, turn_style), rows in tournaments(judgments):
         for group, scoped in _scopes(rows, by_group):
-            block = _elo_block(scoped, scale, bootstrap, seed)
+            block = _elo_block(scoped, scale, bootstrap, seed, progress)
             block["judge"], block["rounds"], block["turn_style"] = judge, rounds, turn_style
             block["group"] = group
             parts.append(block)
@@ -328,6 +334,7 @@ def accuracy_elo_slope(
     scale: float = 400,
     bootstrap: int = 500,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Least-squares slope of judge accuracy on Elo, per 100 Elo points, with bootstrap CI.
 
@@ -355,6 +362,8 @@ def accuracy_elo_slope(
             a = np.array([rng.choice(by_player[p], size=len(by_player[p])).mean()
                           for p in players])
             draws[r] = _slope(e, a)[0]
+            if progress is not None:
+                progress(1)
         if np.isfinite(draws).any():
             lo, hi = np.nanpercentile(draws, [2.5, 97.5])
     return {"n_players": len(players), "slope_per_100": slope * 100,
@@ -363,7 +372,7 @@ def accuracy_elo_slope(
 
 def elo_slope_table(
     judgments: pd.DataFrame, scale: float = 400, bootstrap: int = 500, seed: int = 0,
-    by_group: bool = False,
+    by_group: bool = False, progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Judge accuracy (self-play) vs aggregate Elo: slope per 100 Elo and CI per tournament
     (and, with `by_group`, per task group as well as pooled)."""
@@ -374,7 +383,7 @@ def elo_slope_table(
             if scores["player"].nunique() < 2:
                 continue
             res = accuracy_elo_slope(debate_games(scoped), scores, scale=scale,
-                                     bootstrap=bootstrap, seed=seed)
+                                     bootstrap=bootstrap, seed=seed, progress=progress)
             rows.append({"judge": judge, "rounds": rounds, "turn_style": turn_style, "group": group,
                          **res})
     return pd.DataFrame(rows, columns=SLOPE_COLUMNS)

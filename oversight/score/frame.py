@@ -175,6 +175,20 @@ CI_DIFF_METHOD = ("95% interval inverting the paired permutation test: every shi
 CI_DIFF_HEADER = "95% CI (inverted permutation test)"
 CI_DIFF_TAG = "permutation_inversion95_items"
 MIN_CI_ITEMS = 2
+# An Elo interval wider than this many points says the fit is not pinned down (too few
+# games, or a debater that won or lost nearly every game): it is flagged, never shown bare.
+ELO_UNSTABLE_WIDTH = 1000.0
+ELO_UNSTABLE_NOTE = (f"⚠ interval wider than {ELO_UNSTABLE_WIDTH:,.0f} Elo: the rating is not pinned down "
+                     "(too few games, or a debater that won or lost nearly all of them)")
+
+
+def elo_unstable(low: object, high: object) -> bool:
+    try:
+        return float(high) - float(low) > ELO_UNSTABLE_WIDTH  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 # Cells resting on fewer items than this are marked ("few items") in tables and figures.
 FEW_ITEMS = 10
 

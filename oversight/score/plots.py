@@ -258,6 +258,13 @@ def _pooled(elo: pd.DataFrame) -> pd.DataFrame:
     return elo[elo["group"].astype(str).eq("all")] if "group" in elo.columns else elo
 
 
+def debater_colours(elo: pd.DataFrame) -> dict[str, str]:
+    """One colour per debater, by its place in the spec's order (the Elo table's row
+    order), so a debater has the same colour in every Elo figure."""
+    players = list(dict.fromkeys(elo["player"].astype(str))) if len(elo) else []
+    return {p: EXTRA_COLOURS[i % len(EXTRA_COLOURS)] for i, p in enumerate(players)}
+
+
 def plot_elo(elo: pd.DataFrame, path: Path, simulated: bool = False) -> Path | None:
     """Elo per debater with 95% bootstrap CIs: aggregate, and arguing correct / incorrect."""
     if elo is None or len(elo) == 0 or elo["elo"].notna().sum() == 0:
@@ -267,24 +274,29 @@ def plot_elo(elo: pd.DataFrame, path: Path, simulated: bool = False) -> Path | N
     n_players = max(len(_select(elo, k)["player"].unique()) for k in keys)
     fig = Figure(figsize=(7.5, 0.9 + (0.55 * n_players + 0.9) * len(keys)), layout="constrained")
     axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
-    styles = {"aggregate": ("o", 0.0, "#222222", "aggregate"),
-              "correct": ("^", 0.22, "#2a8a2a", "arguing the correct answer"),
-              "incorrect": ("v", -0.22, "#b00020", "arguing the incorrect answer")}
+    # A colour per debater (the same in accuracy_vs_elo.png), a marker per rating kind.
+    colours = debater_colours(elo)
+    styles = {"aggregate": ("o", 0.0, "aggregate"),
+              "correct": ("^", 0.22, "arguing the correct answer"),
+              "incorrect": ("v", -0.22, "arguing the incorrect answer")}
     handles: dict[str, Any] = {}
     for ax, key in zip(axes, keys, strict=True):
         block = _select(elo, key)
-        agg = block[block["kind"].eq("aggregate")].sort_values("elo")
-        players = agg["player"].astype(str).tolist() or sorted(block["player"].astype(str).unique())
+        # the table's order is the spec's (weak to strong): drawn bottom to top
+        players = list(dict.fromkeys(block["player"].astype(str)))
         y = {p: i for i, p in enumerate(players)}
-        for kind, (marker, dy, colour, label) in styles.items():
-            d = block[block["kind"].eq(kind) & block["player"].astype(str).isin(y)]
-            if len(d) == 0:
-                continue
-            ys = np.array([y[p] for p in d["player"].astype(str)]) + dy
-            h = ax.errorbar(d["elo"].to_numpy(dtype=float), ys, xerr=_yerr(d, "elo", "ci_low", "ci_high"),
-                            fmt=marker, color=colour, capsize=3, ms=6, lw=1)
-            handles.setdefault(label, h)
+        for kind, (marker, dy, label) in styles.items():
+            for player in players:
+                d = block[block["kind"].eq(kind) & block["player"].astype(str).eq(player)]
+                if len(d) == 0:
+                    continue
+                h = ax.errorbar(d["elo"].to_numpy(dtype=float), np.array([y[player] + dy]),
+                                xerr=_yerr(d, "elo", "ci_low", "ci_high"), fmt=marker, color=colours[player],
+                                mfc=colours[player] if kind == "aggregate" else "white", capsize=3, ms=6, lw=1)
+                handles.setdefault(label, h)
         ax.set_yticks(range(len(players)), players, fontsize=9)
+        for tick, player in zip(ax.get_yticklabels(), players, strict=True):
+            tick.set_color(colours[player])
         ax.set_ylim(-0.6, len(players) - 0.4)
         ax.axvline(0, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("Elo (95% bootstrap CI)", fontsize=9)
@@ -309,10 +321,9 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
     if slopes is not None and len(slopes):
         slopes = _pooled(slopes)
     keys = _tournament_keys(agg)
-    players = sorted(agg["player"].astype(str).unique(),
-                     key=lambda p: float(agg[agg["player"].astype(str).eq(p)]["elo"].mean()))
+    colours = debater_colours(elo)
     markers = ["o", "s", "D", "^", "v", "P", "X", "h"]
-    style = {p: (markers[i % len(markers)], EXTRA_COLOURS[i % len(EXTRA_COLOURS)]) for i, p in enumerate(players)}
+    style = {p: (markers[i % len(markers)], colours[p]) for i, p in enumerate(colours)}
     fig = Figure(figsize=(max(6.0, 5.2 * len(keys)), 5.0), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False, sharey=True)[0]
     handles: dict[str, Any] = {}
@@ -333,8 +344,8 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
                 r = s.iloc[0]
                 xs = np.linspace(d["elo"].min(), d["elo"].max(), 20)
                 ax.plot(xs, r["intercept"] + r["slope_per_100"] / 100 * xs, "--", lw=1, color="grey")
-                ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-                title += f"\nslope {r['slope_per_100']:+.3f} per 100 Elo{ci}"
+                ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low'] * 100:+.1f}, {r['ci_high'] * 100:+.1f}]"
+                title += f"\nslope {r['slope_per_100'] * 100:+.1f} accuracy points per 100 Elo{ci}"
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("aggregate Elo (95% bootstrap CI)", fontsize=9)
         ax.set_ylim(0, 1.05)

@@ -39,7 +39,16 @@ from oversight.score.build import (
     spec_judges,
 )
 from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
-from oversight.score.frame import FEW_ITEMS, few_items, group_rank, is_agent_qa, judge_order, normalize_judgments
+from oversight.score.frame import (
+    ELO_UNSTABLE_NOTE,
+    FEW_ITEMS,
+    elo_unstable,
+    few_items,
+    group_rank,
+    is_agent_qa,
+    judge_order,
+    normalize_judgments,
+)
 
 SIM_BANNER = "SIMULATED (sim models)"
 WIDTH = 100  # terminal summary: columns
@@ -232,16 +241,35 @@ def _elo_cell(r: pd.Series) -> str:
     if pd.isna(r["elo"]):
         return "—"
     ci = "" if pd.isna(r["ci_low"]) or pd.isna(r["ci_high"]) else f" [{r['ci_low']:+.0f},{r['ci_high']:+.0f}]"
-    return f"{r['elo']:+.0f}{ci}"
+    return f"{r['elo']:+.0f}{ci}" + (" ⚠" if elo_unstable(r["ci_low"], r["ci_high"]) else "")
+
+
+def slope_lines(slopes: pd.DataFrame) -> list[str]:
+    """The Elo tournament's headline: how much judge accuracy rises per 100 Elo of the
+    debaters, per judge (pooled over task groups)."""
+    if slopes is None or len(slopes) == 0:
+        return []
+    s = slopes[slopes["group"].astype(str).eq("all")] if "group" in slopes.columns else slopes
+    s = s[s["slope_per_100"].notna()]
+    if len(s) == 0:
+        return []
+    lines = ["Headline (Elo tournament): judge accuracy on self-play debates against debater Elo, "
+             "slope in accuracy points per 100 Elo [95% bootstrap CI]"]
+    for r in s.itertuples(index=False):
+        ci = "" if pd.isna(r.ci_low) else f" [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
+        lines.append(f"  judge {r.judge}: {r.slope_per_100 * 100:+.1f} points per 100 Elo{ci} "
+                     f"over {int(r.n_players)} debaters")
+    return lines
 
 
 def elo_lines(elo: pd.DataFrame, limit: int = 8) -> list[str]:
     if elo is None or len(elo) == 0 or elo["elo"].notna().sum() == 0:
         return []
     e = elo[elo["group"].astype(str).eq("all")] if "group" in elo.columns else elo
-    lines = ["Debater Elo from cross-play games (95% bootstrap CI), by judge"]
+    lines = ["Debater Elo from cross-play games (95% bootstrap CI), by judge; debaters in the spec's order"]
+    flagged = False
     for judge, block in e.groupby("judge", sort=False):
-        agg = block[block["kind"].eq("aggregate")].sort_values("elo", ascending=False)
+        agg = block[block["kind"].eq("aggregate")]  # the table's order: the spec's
         rows = [[f"  judge {judge}", "aggregate", "arguing correct", "arguing incorrect"]]
         for r in agg.head(limit).itertuples(index=False):
             cell = {}
@@ -249,8 +277,9 @@ def elo_lines(elo: pd.DataFrame, limit: int = 8) -> list[str]:
                 k = block[block["kind"].eq(kind) & block["player"].astype(str).eq(str(r.player))]
                 cell[kind] = "—" if len(k) == 0 else _elo_cell(k.iloc[0])
             rows.append(["    " + _cut(str(r.player), 24), cell["aggregate"], cell["correct"], cell["incorrect"]])
+            flagged |= any("⚠" in c for c in cell.values())
         lines += _grid(rows)
-    return lines
+    return lines + ([f"  {ELO_UNSTABLE_NOTE}"] if flagged else [])
 
 
 def collapse_notes(notes: Sequence[str]) -> list[str]:
@@ -327,8 +356,13 @@ def summary_text(
         if compact:
             out["notes"] = [f"{len(notes)} note(s): see manifest.json"] if len(out["notes"]) > 1 else out["notes"]
             out["elo"] = ["Debater Elo: see report.html and elo.parquet"] if out["elo"] else []
+        slope = slope_lines(tables.get("elo_slope", pd.DataFrame()))
         if n == 0:
             out["headline"] = ["No judged instances: nothing to score."]
+        elif not out["headline"] and slope:
+            out["headline"] = slope
+        elif out["headline"] and slope:
+            out["elo"] = [*slope, *out["elo"]]
         elif not out["headline"] and not out["elo"]:
             cross = bool((j["agent_b"].notna() & j["agent"].notna()
                           & (j["agent_b"].astype(object) != j["agent"].astype(object))).any())

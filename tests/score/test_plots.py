@@ -99,3 +99,23 @@ def test_open_and_elo_figures_keep_legends_off_the_data(monkeypatch, tmp_path):
     assert ticks[0].startswith("sim/weak\nagent wrong on")
     elo_labels = [t.get_text() for t in figs[1].legends[0].get_texts()]
     assert elo_labels == ["aggregate", "arguing the correct answer", "arguing the incorrect answer"]
+
+
+def test_each_debater_has_one_colour_in_both_elo_figures_in_the_specs_order(monkeypatch, tmp_path):
+    from matplotlib.colors import to_hex
+
+    from oversight.score.build import order_debaters
+    from oversight.score.elo import elo_slope_table, elo_table
+
+    spec_order = ["sim/c", "sim/a", "sim/b"]  # neither alphabetical nor by rating
+    j = tournament_frame({"sim/a": -150.0, "sim/b": 0.0, "sim/c": 150.0}, n_games=150, n_selfplay_items=10)
+    elo = order_debaters(elo_table(j, bootstrap=20), spec_order)
+    figs = _capture(monkeypatch)
+    plots.plot_elo(elo, tmp_path / "e.png")
+    plots.plot_accuracy_vs_elo(elo, elo_slope_table(j, bootstrap=20), tmp_path / "s.png")
+    ticks = {t.get_text(): to_hex(t.get_color()) for t in figs[0].axes[0].get_yticklabels()}
+    assert list(ticks) == spec_order  # bottom to top: the spec's order
+    legend = figs[1].legends[0]
+    points = {t.get_text(): to_hex(h.lines[0].get_color() if hasattr(h, "lines") else h.get_color())
+              for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)}
+    assert list(points) == spec_order and points == ticks and len(set(ticks.values())) == 3

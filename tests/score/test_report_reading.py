@@ -4,12 +4,16 @@ shading, interval methods, few-item marks, code answers, the Elo run's headline.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from oversight.score.report import build_report
+from tests.humanui.test_browser import browser  # noqa: F401 (the Selenium Chromium fixture)
 from tests.score.test_report_browser import CHROMIUM, cards, dump_dom
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
@@ -105,3 +109,104 @@ def sim_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = {"name": "code", "tasks": ["gsm8kqa", "quality"], "limit": 2, "agent": "sim/strong",
             "judges": ["sim/weak"], "protocols": ["qa", "debate"], "debate": {"rounds": 1}}
     return oversight.run(spec, out=tmp_path_factory.mktemp("code") / "run").run_dir
+
+
+ELO_SPEC = {"name": "elo", "tasks": ["boolq", "prontoqa"], "limit": 3, "judges": [], "protocols": [],
+            "tournament": {"debaters": [{"model": "sim/weak"}, {"model": "sim/strong"}, {"model": "sim/medium"}],
+                           "pairings": 12, "judge": "sim/strong", "rounds": 1}}
+
+
+@pytest.fixture(scope="module")
+def elo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    import yaml
+
+    where = tmp_path_factory.mktemp("elo")
+    (where / "elo.yaml").write_text(yaml.safe_dump(ELO_SPEC))
+    run = subprocess.run([sys.executable, "-m", "oversight", "run", "elo.yaml", "--out", "run"], cwd=where,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rep = subprocess.run([sys.executable, "-m", "oversight", "report", "run"], cwd=where, capture_output=True,
+                         text=True, timeout=600)
+    assert rep.returncode == 0, rep.stderr
+    return where / "run", rep
+
+
+def test_the_elo_runs_headline_order_items_flags_and_progress(elo_report: tuple[Path, Any], tmp_path: Path) -> None:
+    from oversight.score.frame import elo_unstable
+
+    run, rep = elo_report
+    # progress while the bootstrap runs, on stderr
+    assert "Elo: fitting ratings and" in rep.stderr and "Elo bootstrap: done" in rep.stderr
+    slope = pd.read_parquet(run / "elo_slope.parquet")
+    pooled = slope[slope["group"].eq("all")].iloc[0]
+    # the slope is the headline, in the terminal...
+    out = rep.stdout
+    assert out.index("Headline (Elo tournament)") < out.index("Debater Elo")
+    assert f"judge sim/strong: {pooled.slope_per_100 * 100:+.1f} points per 100 Elo" in out
+    # ...debaters in the spec's order (not by name, not by rating)...
+    elo = pd.read_parquet(run / "elo.parquet")
+    block = out.split("Debater Elo", 1)[1]
+    assert [block.index(f"    {d} ") for d in ("sim/weak", "sim/strong", "sim/medium")] == sorted(
+        block.index(f"    {d} ") for d in ("sim/weak", "sim/strong", "sim/medium"))
+    agg = elo[elo["kind"].eq("aggregate") & elo["group"].eq("all")]
+    assert list(agg["player"]) == ["sim/weak", "sim/strong", "sim/medium"]
+    # ...and absurd intervals flagged
+    unstable = [elo_unstable(a, b) for a, b in zip(elo["ci_low"], elo["ci_high"], strict=True)]
+    pooled_unstable = any(u for u, g in zip(unstable, elo["group"], strict=True) if g == "all")
+    assert ("⚠ interval wider than" in out) == pooled_unstable
+    # ...and in the HTML
+    dom = dump_dom(run / "report.html", tmp_path)
+    head = dom.split('id="headline"', 1)[1].split("<h2", 1)[0]
+    assert "judge accuracy against debater Elo" in head and f"{pooled.slope_per_100 * 100:+.1f}" in head
+    section = dom.split('id="elo"', 1)[1].split('id="diagnostics"', 1)[0]
+    table = re.search(r'<table class="tbl">.*?</table>', section, re.S).group(0)  # type: ignore[union-attr]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])]
+    items = [r[header.index("items")] for r in rows if r[header.index("items")]]
+    assert items and all(re.fullmatch(r"\d+( †)?", i) for i in items), items  # whole numbers, not 3.000
+    assert [r[header.index("debater")] for r in rows if r[header.index("rating")] == "aggregate"][:3] == [
+        "sim/weak", "sim/strong", "sim/medium"]
+    assert ("⚠" in section) == any(unstable)
+
+
+def test_the_exact_prompt_pane_shows_the_text_sent_at_a_readable_size(sim_run_dir: Path, tmp_path: Path,
+                                                                      browser: Any) -> None:  # noqa: F811
+    import oversight
+
+    page = build_report([sim_run_dir], tmp_path / "report", n_resamples=100, elo_bootstrap=0,
+                        write_plots=False).html_path
+    res = oversight.load(sim_run_dir)
+    row = res.judgments[(res.judgments.protocol == "debate") & (res.judgments.task == "quality")].iloc[0]
+    sent = res.judge_prompt(row)
+    assert "<v_passage>" in sent or "<u_passage>" in sent
+    browser.get(page.resolve().as_uri() + "#task=quality&protocol=debate")
+    box = browser.find_element("css selector", "section.card table.verdicts details.prompt")
+    box.find_element("css selector", "summary").click()
+    pre = box.find_element("css selector", "pre")
+    shown = pre.get_attribute("innerHTML")
+    assert "<mark" not in shown and ("&lt;v_passage&gt;" in shown or "&lt;u_passage&gt;" in shown)
+    text = pre.get_attribute("textContent")
+    for line in sent.splitlines():
+        if line.strip() and not line.startswith("["):
+            assert line in text or len(line) > 2000, line  # the article is stored once and put back
+    size = float(browser.execute_script("return parseFloat(getComputedStyle(arguments[0]).fontSize)", pre))
+    assert size >= 12
+
+
+def test_diagnostics_tables_repeat_no_constant_column_and_fit_the_page(synth_report: Path, browser: Any  # noqa: F811
+                                                                      ) -> None:
+    browser.get((synth_report / "report.html").resolve().as_uri())
+    section = browser.find_element("id", "diagnostics").find_element("xpath", "..")
+    tables = [t for t in section.find_elements("css selector", "table.tbl")
+              if t.find_elements("xpath", "preceding::h2[1][@id='diagnostics']")]
+    assert len(tables) >= 4
+    for t in tables:
+        header = [th.text for th in t.find_elements("css selector", "thead th")]
+        rows = [[td.text for td in tr.find_elements("css selector", "td")] for tr in t.find_elements("css selector",
+                                                                                                     "tbody tr")]
+        assert "ci_method" not in header and "ci method" not in header and "level" not in header
+        if len(rows) > 1:
+            for i, h in enumerate(header):
+                assert len({r[i] for r in rows}) > 1, f"column {h} repeats one value in every row"
+        fits = browser.execute_script("return arguments[0].scrollWidth <= document.body.clientWidth", t)
+        assert fits, header
