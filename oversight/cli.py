@@ -338,7 +338,8 @@ def _list_runs() -> None:
         except (OversightError, OSError):
             about = "(unreadable spec)"
         out = Path("runs") / e.name
-        done = sum(1 for d in out.glob("*") if (d / "manifest.json").exists()) if out.is_dir() else 0
+        done = sum(1 for d in out.glob("*") if (d / "manifest.json").exists() and not d.is_symlink()) \
+            if out.is_dir() else 0  # runs/NAME/latest is a link to one of them
         runs = f"{done} run(s) in ./runs/{e.name}/" if done else "no runs here yet"
         print(f"{e.name:<20} {_first_sentence(about, 60):<62} {runs:<30} {_origin(e)}")
     print("Run one by name: oversight run NAME (outputs go to ./runs/NAME/<run_id>/).")
