@@ -37,22 +37,15 @@ background:#f3f3f3;border:1px solid #ddd;border-radius:4px;padding:.4rem .6rem;m
 .tag{font-size:.7rem;font-weight:600;text-transform:uppercase;margin-right:.3rem}
 form{background:#fff;border:1px solid #ccc;border-radius:6px;padding:.8rem;margin:1rem 0}
 fieldset{border:0;padding:0}textarea,input[type=text]{width:100%;box-sizing:border-box;font:inherit}
-input[type=range]{width:100%}button{font:inherit;padding:.4rem 1.2rem}
+fieldset.confidence label{margin-right:.8rem;white-space:nowrap}button{font:inherit;padding:.4rem 1.2rem}
 .error{background:#fbe3e3;border:1px solid #b23a3a;padding:.5rem .8rem}
 img{max-width:100%}
 """
 
 SCRIPT = """
-// Shows the confidence as a percentage and stops a form from being sent twice while the
-// server waits for a model (the server ignores a repeat anyway).
+// Stops a form from being sent twice while the server waits for a model (the server
+// ignores a repeat anyway).
 document.addEventListener("DOMContentLoaded", () => {
-  const range = document.getElementById("confidence");
-  const out = document.getElementById("confidence-out");
-  if (range && out) {
-    const show = () => { out.textContent = range.value + "%"; };
-    range.addEventListener("input", show);
-    show();
-  }
   for (const form of document.querySelectorAll("form")) {
     form.addEventListener("submit", () => {
       for (const b of form.querySelectorAll("button")) {
@@ -165,6 +158,15 @@ def _images(images: tuple[ImagePart, ...]) -> str:
     return "".join(out)
 
 
+# Confidence starts unset: no value is chosen for the person, so none anchors them.
+CONFIDENCE_LEVELS = (50, 60, 70, 80, 90, 100)
+CONFIDENCE_FIELD = (
+    '<fieldset id="confidence" class="confidence"><legend>How sure are you that your answer is correct?</legend>'
+    + "".join(f'<label><input type="radio" name="confidence" value="{v}" id="confidence-{v}" required> {v}%'
+              "</label> " for v in CONFIDENCE_LEVELS)
+    + "<br><small>50% = a guess, 100% = certain. Nothing is chosen for you.</small></fieldset>")
+
+
 def answer_html(text: str) -> str:
     """An answer as the page shows it: a program or any other answer of several lines as a
     code block that keeps its lines and indentation (GSM8KQA, CodeQA), else inline text."""
@@ -212,10 +214,7 @@ def episode_page(v: EpisodeView, *, who: str, progress: str, csrf: str, nonce: s
             f'<label><input type="radio" name="answer" value="2" id="answer-2" required> 2: {answer_html(a2)}'
             "</label>"
             "</fieldset>"
-            '<p><label for="confidence">How sure are you that your answer is correct? '
-            '<output id="confidence-out" for="confidence">75%</output></label>'
-            '<input type="range" id="confidence" name="confidence" min="50" max="100" step="1" value="75">'
-            "<small>50% = a guess, 100% = certain</small></p>"
+            f"{CONFIDENCE_FIELD}"
             '<p><label for="note">Note (optional)</label>'
             '<textarea id="note" name="note" rows="2" maxlength="2000"></textarea></p>'
             '<p><button type="submit" id="submit-verdict" data-wait="Saving…">Submit verdict</button></p></form>'

@@ -115,3 +115,22 @@ def test_code_answers_are_shown_as_code_over_http(tmp_path: Path) -> None:
         assert seen >= 2
     finally:
         server.stop()
+
+
+def test_the_confidence_starts_unset_and_a_verdict_needs_one(run_dir: Path) -> None:
+    from tests.humanui.helpers import HttpJudge, field, start_server
+
+    server, _ = start_server(run_dir, record=False)
+    try:
+        judge = HttpJudge(server, "Ann")
+        while judge.step() == "question":
+            judge.ask("Which passage settles it?")
+        page = judge.page
+        levels = re.findall(r'<input type="radio" name="confidence"[^>]*>', page)
+        assert len(levels) == 6 and not any("checked" in x for x in levels)
+        assert 'type="range"' not in page and "75%" not in page  # no default to anchor on
+        refused = judge.client.post("/verdict", data={"csrf": field(page, "csrf"), "nonce": field(page, "nonce"),
+                                                      "answer": "1", "confidence": ""})
+        assert refused.status_code == 400 and "Choose how sure you are" in refused.text
+    finally:
+        server.stop()
