@@ -279,6 +279,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
                           errors="wrong" if args.errors_as_wrong else "exclude", progress=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(format_summary(result))
     return 0
 

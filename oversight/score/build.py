@@ -73,6 +73,7 @@ class ReportResult:
     judges: list[str] = field(default_factory=list)  # the spec's order: weak to strong
     names: list[str] = field(default_factory=list)  # "spec name / run id" per run
     debaters: list[str] = field(default_factory=list)  # the tournaments' debaters, spec order
+    warnings: list[str] = field(default_factory=list)  # said in the terminal and atop report.html
     errors: str = "exclude"
     n_resamples: int = 10_000
     seed: int = 0
@@ -422,7 +423,7 @@ def build_report(
     tables = compute_tables(data.judgments, data.turns, data.calls, seed=seed, n_resamples=n_resamples,
                             elo_bootstrap=elo_bootstrap, elo_scale=elo_scale, errors=errors, judges=judges,
                             debaters=data.debaters, progress=progress)
-    result = ReportResult(run_dirs=dirs, out_dir=out, judgments=data.judgments, turns=data.turns,
+    result = ReportResult(run_dirs=dirs, out_dir=out, warnings=in_use_warnings(dirs), judgments=data.judgments, turns=data.turns,
                           calls=data.calls, simulated=is_simulated(data.judgments), tables=tables,
                           items=data.items, prompts=data.prompts, judges=judges, names=data.names,
                           errors=errors, n_resamples=n_resamples, seed=seed, debaters=data.debaters)
@@ -431,6 +432,23 @@ def build_report(
     except OSError as exc:  # a read-only folder or a full disk, half-way through
         raise _write_error(out, out_dir is not None, exc) from None
     return result
+
+
+def in_use_warnings(dirs: Sequence[Path]) -> list[str]:
+    """A run another process still holds (judge-ui taking verdicts, a run being resumed) has
+    records its tables do not have yet: the report says so instead of looking complete."""
+    from oversight.store.lock import holder
+
+    out = []
+    for d in dirs:
+        d = d.parent if d.is_file() else d
+        pid = holder(d)
+        if pid is not None:
+            out.append(f"{d} is in use by another oversight process (PID {pid}), such as `oversight judge-ui` or a "
+                       "run being resumed: verdicts it has taken are not sealed into judgments.parquet yet, so human "
+                       "verdicts given there are missing from this report. Stop it (judge-ui seals them when it "
+                       "stops) and report again.")
+    return out
 
 
 def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_html: bool,
@@ -462,7 +480,7 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
             tables=result.tables, plots=result.plots, judgments=result.judgments, turns=result.turns,
             items=result.items, prompts=result.prompts, run_dirs=result.run_dirs, names=result.names,
             simulated=result.simulated, judges=result.judges, errors=result.errors,
-            n_resamples=result.n_resamples, max_transcripts=max_transcripts,
+            n_resamples=result.n_resamples, max_transcripts=max_transcripts, warnings=result.warnings,
         )
         result.html_path = out / "report.html"
         result.html_path.write_text(render_html(page), encoding="utf-8")

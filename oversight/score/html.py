@@ -60,6 +60,7 @@ class Page:
     errors: str = "exclude"
     n_resamples: int = 10_000
     max_transcripts: int | None = None
+    warnings: Sequence[str] = ()
 
 
 CSS = """
@@ -446,6 +447,8 @@ def render_html(page: Page) -> str:
     status = j["verdict_status"].fillna("error").astype(str) if n and "verdict_status" in j.columns \
         else pd.Series(dtype=str)
     head = [f"<h1>{esc(title)}</h1>"]
+    head += [f'<div class="failures" role="alert"><p><strong>Not sealed:</strong> {esc(w)}</p></div>'
+             for w in page.warnings]
     if page.simulated:
         head.append(f'<div class="sim">{SIM_BANNER}: these numbers come from the built-in '
                     "simulated models, not from real LLMs.</div>")

@@ -134,3 +134,26 @@ def test_the_confidence_starts_unset_and_a_verdict_needs_one(run_dir: Path) -> N
         assert refused.status_code == 400 and "Choose how sure you are" in refused.text
     finally:
         server.stop()
+
+
+def test_a_report_made_while_judge_ui_runs_says_verdicts_are_not_sealed(run_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.humanui.helpers import start_server
+
+    def report() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "oversight", "report", str(run_dir), "--resamples", "50",
+                               "--out", str(tmp_path / "rep")], capture_output=True, text=True, timeout=600)
+
+    server, _ = start_server(run_dir, record=False)
+    try:
+        during = report()
+    finally:
+        server.stop()
+    assert during.returncode == 0, during.stderr
+    assert "warning:" in during.stderr and "not sealed into judgments.parquet yet" in during.stderr
+    assert "Not sealed:" in (tmp_path / "rep" / "report.html").read_text()
+    after = report()
+    assert after.returncode == 0 and "not sealed" not in after.stderr
+    assert "Not sealed:" not in (tmp_path / "rep" / "report.html").read_text()
