@@ -423,7 +423,8 @@ def build_report(
     tables = compute_tables(data.judgments, data.turns, data.calls, seed=seed, n_resamples=n_resamples,
                             elo_bootstrap=elo_bootstrap, elo_scale=elo_scale, errors=errors, judges=judges,
                             debaters=data.debaters, progress=progress)
-    result = ReportResult(run_dirs=dirs, out_dir=out, warnings=in_use_warnings(dirs), judgments=data.judgments, turns=data.turns,
+    result = ReportResult(run_dirs=dirs, out_dir=out, warnings=in_use_warnings(dirs), judgments=data.judgments,
+                          turns=data.turns,
                           calls=data.calls, simulated=is_simulated(data.judgments), tables=tables,
                           items=data.items, prompts=data.prompts, judges=judges, names=data.names,
                           errors=errors, n_resamples=n_resamples, seed=seed, debaters=data.debaters)
