@@ -435,6 +435,17 @@ def build_report(
     return result
 
 
+def calibration_label(reliability: pd.DataFrame, simulated: bool) -> tuple[bool, str]:
+    """Whether the calibration figure is SIMULATED, and a note: its points are the judges'
+    stated confidence, so people's verdicts (human/…) are real data even when the
+    arguments they read came from sim models."""
+    judges = {str(j) for j in reliability["judge"].dropna()} if len(reliability) else set()
+    if not judges or not all(j.startswith("human/") for j in judges):
+        return simulated, ""
+    return False, "people's verdicts (judge-ui)" + ("; the arguments they read are from sim models" if simulated
+                                                   else "")
+
+
 def in_use_warnings(dirs: Sequence[Path]) -> list[str]:
     """A run another process still holds (judge-ui taking verdicts, a run being resumed) has
     records its tables do not have yet: the report says so instead of looking complete."""
@@ -471,7 +482,8 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
             "elo": plots.plot_elo(t["elo"], out / "elo.png", sim),
             "accuracy_vs_elo": plots.plot_accuracy_vs_elo(t["elo"], t["elo_slope"], out / "accuracy_vs_elo.png",
                                                           sim),
-            "calibration": plots.plot_calibration(t["reliability"], out / "calibration.png", sim),
+            "calibration": plots.plot_calibration(t["reliability"], out / "calibration.png",
+                                                  *calibration_label(t["reliability"], sim)),
         }
         result.plots = {k: v for k, v in drawn.items() if v is not None}
         result.files.update({f"plot_{k}": v for k, v in result.plots.items()})

@@ -357,8 +357,9 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
     return _save(fig, path)
 
 
-def plot_calibration(rel: pd.DataFrame, path: Path, simulated: bool = False) -> Path | None:
-    """Reliability diagram: judge accuracy against stated confidence, per protocol × judge."""
+def plot_calibration(rel: pd.DataFrame, path: Path, simulated: bool = False, note: str = "") -> Path | None:
+    """Reliability diagram: judge accuracy against stated confidence, per protocol × judge;
+    `note` says what the points are when it is not obvious (people's verdicts)."""
     if rel is None or len(rel) == 0:
         return None
     fig = Figure(figsize=(6.0, 5.6), layout="constrained")
@@ -374,5 +375,5 @@ def plot_calibration(rel: pd.DataFrame, path: Path, simulated: bool = False) -> 
     ax.set_ylim(0, 1.05)
     ax.tick_params(labelsize=9)
     _legend(fig, handles, fontsize=8, ncol=3)
-    fig.suptitle(_title("Calibration", simulated), fontsize=11)
+    fig.suptitle(_title("Calibration" + (f" — {note}" if note else ""), simulated), fontsize=11)
     return _save(fig, path)

@@ -157,3 +157,36 @@ def test_a_report_made_while_judge_ui_runs_says_verdicts_are_not_sealed(run_dir:
     after = report()
     assert after.returncode == 0 and "not sealed" not in after.stderr
     assert "Not sealed:" not in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_the_calibration_of_human_judges_is_not_labelled_simulated(run_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from oversight.score import plots
+    from oversight.score.build import build_report
+    from tests.humanui.helpers import HttpJudge, start_server
+
+    server, _ = start_server(run_dir, record=False)
+    try:
+        judge = HttpJudge(server, "Ann")
+        for _ in range(4):
+            judge.finish_episode(answer=1)
+    finally:
+        server.stop()
+    titles: dict[str, str] = {}
+
+    def keep(fig, path):  # type: ignore[no-untyped-def]
+        titles[Path(path).name] = fig._suptitle.get_text() if fig._suptitle else ""
+        return Path(path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    rep = build_report([run_dir], tmp_path / "rep", n_resamples=50, elo_bootstrap=0)
+    rel = rep.tables["reliability"]
+    human = rel[rel["judge"].astype(str).str.startswith("human/")]
+    assert len(human) and rep.simulated  # the arguments came from sim models
+    machine = pd.DataFrame(rel[~rel.index.isin(human.index)])
+    assert len(machine) == 0  # sim judges give no probabilities here: only people's confidence is plotted
+    assert "SIMULATED" not in titles["calibration.png"]  # real data, though the arguments were simulated
+    assert "people's verdicts" in titles["calibration.png"] and "sim models" in titles["calibration.png"]
+    assert "SIMULATED" in titles["accuracy.png"]
