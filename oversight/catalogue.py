@@ -67,10 +67,29 @@ def include(path: str | Path) -> None:
 
 
 def _project_root(here: Path) -> Path | None:
+    """The nearest folder above `here` that holds a judges/, tasks/ or protocols/ folder:
+    a notebook in project/notebooks/ finds project/judges/ (the bundled catalogue, which
+    holds them all, is not a project)."""
+    bundled = {r.resolve() for r in bundled_roots()}
     for d in here.parents:
-        if (d / "tasks").is_dir() and (d / "protocols").is_dir():
+        if d.resolve() in bundled:
+            continue
+        if any((d / kind).is_dir() for kind in ("judges", "tasks", "protocols")):
             return d
     return None
+
+
+def searched(kind: str) -> str:
+    """Where a name of `kind` was looked for, for an error message: the folders in
+    precedence order, whether they exist or not, and how to add one."""
+    here = Path.cwd().resolve()
+    places = [str(root / kind) for root in _extra] + [str(here / kind)]
+    project = _project_root(here)
+    places.append(str(project / kind) if project is not None else
+                  f"{kind}/ in a folder above {here} (none has judges/, tasks/ or protocols/)")
+    places += [f"the bundled {kind}/"]
+    return (f"Looked in: {'; '.join(places)}. A folder elsewhere can be added with "
+            f"`oversight.include(PATH)` in Python or `--include PATH` on the command line.")
 
 
 def bundled_roots() -> list[Path]:

@@ -14,9 +14,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oversight import catalogue
 from oversight.errors import OversightError, clip
+
+if TYPE_CHECKING:
+    from oversight.model.card import ModelCard
 
 DESCRIPTION = """\
 Compare scalable-oversight protocols (direct QA, consultancy, debate) with weak LLM judges
@@ -191,7 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(run_summary(result.run_dir, result.judgments, notes=result.notes,
                       results=f"Results in {result.run_dir}{status}.",
                       report_command=f"{exe} report {run_dir}"))
-    resume = f"{exe} run {shlex.quote(str(args.spec))} --resume --out {run_dir}"
+    sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)  # the run's own overrides
+    resume = f"{exe} run {shlex.quote(str(args.spec))}{sets} --resume --out {run_dir}"
     if result.fatal:
         print(f"error: {result.fatal} Resume with: {resume}", file=sys.stderr)
     t = result.totals
@@ -271,9 +276,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, args.overrides)
     prep = prepare(spec, args.spec)
+    check_local_servers(prep.cards, args.spec)
     print(f"{args.spec}: OK — {len(prep.plan.episodes):,} episodes over {len(prep.items)} task(s), "
           f"{len(prep.cards)} model(s): {', '.join(prep.cards)}.")
     return 0
+
+
+def check_local_servers(cards: dict[str, ModelCard], spec: str) -> None:
+    """Every model card whose base_url is on this machine must have something listening
+    there: a server that is down would otherwise fail every call of the run."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from oversight.model.types import is_local_url
+
+    down = []
+    for label, card in cards.items():
+        if not is_local_url(card.base_url):
+            continue
+        parts = urlsplit(card.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = str(parts.hostname or "127.0.0.1")
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as exc:
+            down.append(f"'{label}' at {card.base_url} ({exc.strerror or exc})")
+    if down:
+        raise OversightError(
+            f"{spec}: nothing answers at the local server(s) of {'; '.join(down)}. Start the server "
+            "(for example `llama-server --port PORT` or `ollama serve`) or correct base_url in the model's card, "
+            "then validate again.")
 
 
 def oversight_command() -> str:
@@ -299,7 +331,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = build_report(dirs, Path(args.out) if args.out else None, seed=args.seed,
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
                           elo_scale=args.elo_scale, elo_bootstrap=args.elo_bootstrap,
-                          errors="wrong" if args.errors_as_wrong else "exclude", verdicts=args.verdicts)
+                          errors="wrong" if args.errors_as_wrong else "exclude", verdicts=args.verdicts,
+                          progress=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(format_summary(result))
     return 0
 
@@ -360,7 +395,8 @@ def _list_runs() -> None:
         except (OversightError, OSError):
             about = "(unreadable spec)"
         out = Path("runs") / e.name
-        done = sum(1 for d in out.glob("*") if (d / "manifest.json").exists()) if out.is_dir() else 0
+        done = sum(1 for d in out.glob("*") if (d / "manifest.json").exists() and not d.is_symlink()) \
+            if out.is_dir() else 0  # runs/NAME/latest is a link to one of them
         runs = f"{done} run(s) in ./runs/{e.name}/" if done else "no runs here yet"
         print(f"{e.name:<20} {_first_sentence(about, 60):<62} {runs:<30} {_origin(e)}")
     print("Run one by name: oversight run NAME (outputs go to ./runs/NAME/<run_id>/).")

@@ -29,7 +29,7 @@ _repr.maxlong = 40
 class OversightError(Exception):
     """A problem the user can fix, described in one paragraph."""
 
-    exit_code = 2  # bad input (DESIGN §11)
+    exit_code = 2  # bad input
 
 
 class RunStopped(OversightError):

@@ -1,4 +1,4 @@
-"""Dependencies point one way (DESIGN §11): model/ and store/ at the bottom, the dialogue
+"""Dependencies point one way: model/ and store/ at the bottom, the dialogue
 types above them, protocol/ and judge/ on those, engine/ and score/ on top. Checked on the
 source's import statements, including imports inside functions."""
 

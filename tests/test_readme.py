@@ -32,3 +32,41 @@ def test_pandas_analysis_snippet_runs(tmp_path: Path, capsys: object) -> None:
     run = oversight.run(spec, out=tmp_path / "run")
     snippet = code_block("### Analysis in pandas", "python").replace("runs/quickstart/<run_id>", str(run.run_dir))
     exec(compile(snippet, "README.md", "exec"), {})
+
+
+# Files the developers keep outside the repository; users never have them.
+OUTSIDE = re.compile(r"PAPER\.md|DESIGN\.md|DESIGN §|PAPER \"|/work/shared", re.I)
+
+
+def test_nothing_in_the_repository_cites_a_file_users_do_not_have() -> None:
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    cited = []
+    for name in set(files) - {"tests/test_readme.py"}:  # this file names the pattern
+        path = ROOT / name
+        if path.suffix in {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg"} and path.is_file():
+            cited += [f"{name}: {m.group(0)}" for m in OUTSIDE.finditer(path.read_text(errors="replace"))]
+    assert not cited, cited
+
+
+def test_the_method_is_in_the_repository_and_every_readme_link_resolves() -> None:
+    method = ROOT / "docs" / "METHOD.md"
+    text = method.read_text()
+    for heading in ("## Protocols", "## What each prompt contains", "## Statistics", "## The reference experiment"):
+        assert heading in text
+    assert "(docs/METHOD.md)" in README
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
+        if not re.match(r"[a-z]+:", target):
+            assert (ROOT / target).exists(), f"README links to {target}, which is not in the repository"
+
+
+def test_list_runs_cites_no_missing_file() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "oversight", "list", "runs"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "elo" in out.stdout and not OUTSIDE.search(out.stdout), out.stdout

@@ -30,7 +30,7 @@ from oversight.model.redact import scrub
 from oversight.model.wrapper import CallFailure, Model
 from oversight.task.item import Item
 
-FATAL_KINDS = ("auth", "not_found")
+FATAL_KINDS = ("auth", "not_found", "unreachable")
 
 
 @dataclass

@@ -7,6 +7,7 @@ the same identity, and never rewrites spec.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -35,7 +36,7 @@ def holds_run(d: Path) -> bool:
 
 def _latest_run(spec: RunSpec) -> Path | None:
     base = Path("runs") / spec.name
-    dirs = sorted((d for d in base.glob("*") if holds_run(d)), key=lambda d: d.name)
+    dirs = sorted((d for d in base.glob("*") if holds_run(d) and not d.is_symlink()), key=lambda d: d.name)
     return dirs[-1] if dirs else None
 
 
@@ -71,6 +72,27 @@ def choose_run_dir(spec: RunSpec, out: str | Path | None, resume: bool) -> Path:
     if not os.access(d, os.W_OK):
         raise OversightError(f"Cannot write to the run directory {d}: permission denied.")
     return d
+
+
+LATEST = "latest"
+
+
+def point_latest(run_dir: Path) -> None:
+    """runs/NAME/latest → the newest run of NAME (a relative link, swapped in atomically),
+    so `oversight report runs/NAME/latest` needs no run id. Best effort: a file system
+    without links keeps working without it."""
+    link = run_dir.parent / LATEST
+    if link.exists() and not link.is_symlink():
+        return  # a real folder named "latest": never replaced
+    tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    try:
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def read_manifest(d: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 
 import yaml
 
@@ -43,6 +43,7 @@ from oversight.engine.rundir import (
     check_same_experiment,
     choose_run_dir,
     git_commit,
+    point_latest,
     read_manifest,
     write_json,
 )
@@ -62,7 +63,9 @@ from oversight.store.safe_io import write_file
 if TYPE_CHECKING:
     import pandas as pd
 
-# Exit codes (DESIGN §11): 0 success; 1 errored episodes or a fail-fast stop; 2 bad input; 130 interrupted.
+    from oversight.engine.estimate import Estimate
+
+# Exit codes: 0 success; 1 errored episodes or a fail-fast stop; 2 bad input; 130 interrupted.
 EXIT_OK, EXIT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -125,6 +128,9 @@ class Run:
             env = card.key_env() if card is not None else None
             fix = (f"check the key in ${env} and that it may use this model" if env
                    else "check the server's credentials")
+        elif failure.error.kind == "unreachable":
+            fix = (f"start the server at {card.base_url if card is not None else 'its base_url'} "
+                   "(or correct base_url in the card)")
         else:
             # An in-process model has no base_url to check.
             fix = ("check the model id and base_url in its card" if card is None or card.base_url
@@ -279,6 +285,18 @@ def seal_run(
     return sealed.judgments, excluded, c
 
 
+@overload
+def run(spec: RunSpec | dict[str, Any] | str | Path, out: str | Path | None = None, resume: bool = False, *,
+        overrides: list[str] | None = None, stream: TextIO | None = None,
+        http_clients: dict[str, Any] | None = None, cache: str = "on", keep_errors: bool = False,
+        batch: bool = False, detach: bool = False, batch_fallback: str = "retry",
+        batch_poll_s: float | None = None, dry_run: Literal[False] = False) -> RunResult: ...
+@overload
+def run(spec: RunSpec | dict[str, Any] | str | Path, out: str | Path | None = None, resume: bool = False, *,
+        overrides: list[str] | None = None, stream: TextIO | None = None,
+        http_clients: dict[str, Any] | None = None, cache: str = "on", keep_errors: bool = False,
+        batch: bool = False, detach: bool = False, batch_fallback: str = "retry",
+        batch_poll_s: float | None = None, dry_run: Literal[True]) -> Estimate: ...
 def run(
     spec: RunSpec | dict[str, Any] | str | Path,
     out: str | Path | None = None,
@@ -293,7 +311,8 @@ def run(
     detach: bool = False,
     batch_fallback: str = "retry",
     batch_poll_s: float | None = None,
-) -> RunResult:
+    dry_run: bool = False,
+) -> RunResult | Estimate:
     """Run a spec end to end and return its results (what `oversight run` calls).
 
     `cache` is on | off | read | write. `http_clients` maps a model label to an
@@ -302,14 +321,22 @@ def run(
     `batch: true` on a card does it for that model); `detach` returns once the first wave is
     submitted (status `detached`; `--resume` collects it); `batch_fallback` is retry (a
     failed request goes into the next wave) or online; `batch_poll_s` overrides the cards'.
+    `dry_run=True` calls nothing and writes nothing: it returns the `Estimate` of episodes,
+    calls, tokens and dollars that `oversight run --dry-run` prints.
     """
     source = str(spec) if isinstance(spec, str | Path) else "spec"
     out_stream = stream or sys.stderr
     rspec = spec_from_any(spec, overrides)
+    if dry_run:  # the plan, calls, tokens and dollars `oversight run --dry-run` prints; calls nothing
+        from oversight.engine.estimate import estimate
+
+        return estimate(prepare(rspec, source, check_keys=False))
     prep = prepare(rspec, source)
     identity = run_identity(prep, Templates())
     prep.plan = prep.plan.salted(identity_hash(identity))
     run_dir = choose_run_dir(rspec, out, resume)
+    if out is None and not resume:
+        point_latest(run_dir)
     command = f"oversight run {source}" + "".join(f" --set {o}" for o in overrides or [])
     with RunLock(run_dir):
         old = read_manifest(run_dir) if resume else {}
@@ -437,6 +464,11 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
     return result
 
 
+def _run_full(spec: RunSpec | dict[str, Any] | str | Path, out: str | Path | None, resume: bool,
+              **options: Any) -> RunResult:
+    return run(spec, out, resume, **options)
+
+
 class _Stopper:
     """Stops a run from another thread: cancels the main task of the run's own loop."""
 
@@ -526,7 +558,7 @@ async def run_async(
     stopper = _Stopper()
     token = _STOPPER.set(stopper)
     try:
-        pending = asyncio.ensure_future(asyncio.to_thread(run, spec, out, resume, **options))
+        pending = asyncio.ensure_future(asyncio.to_thread(_run_full, spec, out, resume, **options))
     finally:
         _STOPPER.reset(token)
     try:

@@ -210,7 +210,9 @@ class _Writer:
             run_id=run_id,
             eval_id=f"{run_id}/{name}/{judge}",
             task=name,
-            task_id=f"{run_id}/{name}",
+            # Each log its own identity: `inspect view` keeps one log per task_id and hides the
+            # others as retries, so logs of one task x protocol by other judges need their own.
+            task_id=f"{run_id}/{name}/{judge}",
             dataset=EvalDataset(name=task, samples=len(samples)),
             model=self.model_name(judge),
             config=EvalConfig(),

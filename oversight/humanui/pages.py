@@ -27,6 +27,8 @@ header{display:flex;justify-content:space-between;gap:1rem;border-bottom:1px sol
 .help{background:#eef3fb;border-left:4px solid #5b7fc7;padding:.5rem .8rem}
 .question,.turn .text{white-space:pre-wrap}
 .answers{list-style:none;padding:0}.answers li{margin:.3rem 0}.answers b{display:inline-block;width:1.5rem}
+code.answer{display:block;white-space:pre;overflow-x:auto;font:14px/1.4 ui-monospace,Menlo,Consolas,monospace;
+background:#f3f3f3;border:1px solid #ddd;border-radius:4px;padding:.4rem .6rem;margin:.2rem 0 .2rem 1.5rem}
 .turn{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.5rem .8rem;margin:.6rem 0}
 .turn h3{margin:0 0 .3rem;font-size:1rem}.turn.judge{background:#f4f0fa}
 .passage{padding:0 .2rem;border-radius:3px}
@@ -35,22 +37,15 @@ header{display:flex;justify-content:space-between;gap:1rem;border-bottom:1px sol
 .tag{font-size:.7rem;font-weight:600;text-transform:uppercase;margin-right:.3rem}
 form{background:#fff;border:1px solid #ccc;border-radius:6px;padding:.8rem;margin:1rem 0}
 fieldset{border:0;padding:0}textarea,input[type=text]{width:100%;box-sizing:border-box;font:inherit}
-input[type=range]{width:100%}button{font:inherit;padding:.4rem 1.2rem}
+fieldset.confidence label{margin-right:.8rem;white-space:nowrap}button{font:inherit;padding:.4rem 1.2rem}
 .error{background:#fbe3e3;border:1px solid #b23a3a;padding:.5rem .8rem}
 img{max-width:100%}
 """
 
 SCRIPT = """
-// Shows the confidence as a percentage and stops a form from being sent twice while the
-// server waits for a model (the server ignores a repeat anyway).
+// Stops a form from being sent twice while the server waits for a model (the server
+// ignores a repeat anyway).
 document.addEventListener("DOMContentLoaded", () => {
-  const range = document.getElementById("confidence");
-  const out = document.getElementById("confidence-out");
-  if (range && out) {
-    const show = () => { out.textContent = range.value + "%"; };
-    range.addEventListener("input", show);
-    show();
-  }
   for (const form of document.querySelectorAll("form")) {
     form.addEventListener("submit", () => {
       for (const b of form.querySelectorAll("button")) {
@@ -163,6 +158,23 @@ def _images(images: tuple[ImagePart, ...]) -> str:
     return "".join(out)
 
 
+# Confidence starts unset: no value is chosen for the person, so none anchors them.
+CONFIDENCE_LEVELS = (50, 60, 70, 80, 90, 100)
+CONFIDENCE_FIELD = (
+    '<fieldset id="confidence" class="confidence"><legend>How sure are you that your answer is correct?</legend>'
+    + "".join(f'<label><input type="radio" name="confidence" value="{v}" id="confidence-{v}" required> {v}%'
+              "</label> " for v in CONFIDENCE_LEVELS)
+    + "<br><small>50% = a guess, 100% = certain. Nothing is chosen for you.</small></fieldset>")
+
+
+def answer_html(text: str) -> str:
+    """An answer as the page shows it: a program or any other answer of several lines as a
+    code block that keeps its lines and indentation (GSM8KQA, CodeQA), else inline text."""
+    if "\n" in text.strip("\n"):
+        return f'<code class="answer">{escape(text.strip(chr(10)))}</code>'
+    return escape(text)
+
+
 def episode_page(v: EpisodeView, *, who: str, progress: str, csrf: str, nonce: str, error: str = "") -> str:
     a1, a2 = v.answers
     body = []
@@ -173,7 +185,7 @@ def episode_page(v: EpisodeView, *, who: str, progress: str, csrf: str, nonce: s
         body.append(f'<p class="error" role="alert">{escape(error)}</p>')
     body.append(f'<p class="help">{escape(instructions(v))}</p>')
     body.append(f'<h2>Question</h2><div class="question">{escape(v.question)}</div>{_images(v.images)}')
-    body.append(f'<ol class="answers"><li><b>1:</b> {escape(a1)}</li><li><b>2:</b> {escape(a2)}</li></ol>')
+    body.append(f'<ol class="answers"><li><b>1:</b> {answer_html(a1)}</li><li><b>2:</b> {answer_html(a2)}</li></ol>')
     if v.protocol != "qa":
         title = "The debate" if v.protocol == "debate" else "The conversation with the consultant"
         turns = "".join(_turn(t) for t in v.turns) or "<p>(nothing has been said yet)</p>"
@@ -197,13 +209,12 @@ def episode_page(v: EpisodeView, *, who: str, progress: str, csrf: str, nonce: s
         body.append(
             f'<form method="post" action="/verdict" id="verdict">{hidden}'
             "<fieldset><legend><strong>Which answer is correct?</strong></legend>"
-            f'<label><input type="radio" name="answer" value="1" id="answer-1" required> 1: {escape(a1)}</label><br>'
-            f'<label><input type="radio" name="answer" value="2" id="answer-2" required> 2: {escape(a2)}</label>'
+            f'<label><input type="radio" name="answer" value="1" id="answer-1" required> 1: {answer_html(a1)}'
+            "</label><br>"
+            f'<label><input type="radio" name="answer" value="2" id="answer-2" required> 2: {answer_html(a2)}'
+            "</label>"
             "</fieldset>"
-            '<p><label for="confidence">How sure are you that your answer is correct? '
-            '<output id="confidence-out" for="confidence">75%</output></label>'
-            '<input type="range" id="confidence" name="confidence" min="50" max="100" step="1" value="75">'
-            "<small>50% = a guess, 100% = certain</small></p>"
+            f"{CONFIDENCE_FIELD}"
             '<p><label for="note">Note (optional)</label>'
             '<textarea id="note" name="note" rows="2" maxlength="2000"></textarea></p>'
             '<p><button type="submit" id="submit-verdict" data-wait="Saving…">Submit verdict</button></p></form>'

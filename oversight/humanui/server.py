@@ -260,7 +260,7 @@ class JudgeApp:
             if answer not in ("1", "2"):
                 return self.episode_response(s, live, "Choose answer 1 or answer 2.", 400)
             if not (confidence.isascii() and confidence.isdigit()) or not 50 <= int(confidence) <= 100:
-                return self.episode_response(s, live, "Confidence is a whole number from 50 to 100.", 400)
+                return self.episode_response(s, live, "Choose how sure you are (50% to 100%).", 400)
             note = form.get("note", "").strip()[:MAX_NOTE_CHARS]
             try:
                 self.episodes.decide(live, int(answer), int(confidence) / 100, note,

@@ -289,7 +289,8 @@ def resolve_model(ref: str | dict[str, Any], where: str = "spec") -> ModelCard:
         if provider == "sim":
             data["sim"] = sim_preset(model, where)
         return validate(ModelCard, data, where)
-    raise unknown_name("model", ref, [*catalogue.names("judges"), "provider/model"], where)
+    err = unknown_name("model", ref, [*catalogue.names("judges"), "provider/model"], where)
+    raise OversightError(f"{err} {catalogue.searched('judges')}")
 
 
 SIM_PRESETS: dict[str, dict[str, float]] = {

@@ -374,6 +374,7 @@ ErrorKind = Literal[
     "bad_request",  # 400, 413, 422
     "auth",  # 401, 403
     "not_found",  # 404
+    "unreachable",  # a server on this machine refused the connection: nothing listens there
     "other",
 ]
 
@@ -410,6 +411,28 @@ class ModelCallError(Exception):
     def __str__(self) -> str:
         code = f" HTTP {self.status}" if self.status else ""
         return f"{self.kind}{code}: {self.args[0]}"
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "localhost.localdomain", "0.0.0.0", "::", "host.docker.internal"})
+
+
+def is_local_url(base_url: str | None) -> bool:
+    """Whether `base_url` points at this machine (loopback, localhost, or its own name)."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    if not base_url:
+        return False
+    host = (urlsplit(base_url if "//" in base_url else f"//{base_url}").hostname or "").lower()
+    if not host:
+        return False
+    if host in _LOCAL_HOSTS or host == socket.gethostname().lower():
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def kind_for_status(status: int) -> ErrorKind:

@@ -18,13 +18,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiolimiter import AsyncLimiter
 
 from oversight.model.api import ModelAPI
 from oversight.model.cache import ResponseCache, cache_key
 from oversight.model.card import ModelCard
-from oversight.model.types import GenerateRequest, GenerateResponse, ModelCallError
+from oversight.model.types import GenerateRequest, GenerateResponse, ModelCallError, is_local_url
 
 if TYPE_CHECKING:
     from oversight.model.batch import BatchCollector
@@ -192,7 +193,8 @@ class Model:
                 response.scrub_secrets()
                 response.retries = retries
                 return response
-            except ModelCallError as err:
+            except ModelCallError as caught:
+                err = await self._down_locally(caught) or caught
                 if not err.retryable or retries >= self.card.max_retries:
                     self.stats.errors += 1
                     self.stats.retries += retries
@@ -200,6 +202,26 @@ class Model:
                 if not in_batch:  # waiting for the next wave is a batch call's backoff
                     await self.sleep(self._backoff(retries, err.retry_after))
                 retries += 1
+
+    async def _down_locally(self, err: ModelCallError) -> ModelCallError | None:
+        """A failed connection to a server on this machine where nothing listens, as an
+        `unreachable` error, which is not retried: a local server that is down stays down
+        through minutes of backoff, like a wrong key. The port is probed directly, because
+        the SDKs word a refusal differently (httpx: "All connection attempts failed")."""
+        url = self.card.base_url
+        if err.kind != "connection" or not is_local_url(url):
+            return None
+        assert url is not None
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            async with asyncio.timeout(5):
+                _, writer = await asyncio.open_connection(parts.hostname, port)
+            writer.close()
+            return None  # something listens: a dropped connection, worth another try
+        except (OSError, TimeoutError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            return ModelCallError("unreachable", f"nothing answers at {url} ({why}): {err.args[0]}")
 
     def _backoff(self, retries: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -112,6 +112,12 @@ JS = r"""
     }
     return s;
   }
+  // A program (GSM8KQA, CodeQA) or any answer of several lines: a code block keeping its lines.
+  function ans(t) {
+    t = t == null ? '' : String(t);
+    var s = t.replace(/^\n+|\n+$/g, '');
+    return s.indexOf('\n') >= 0 ? '<code class="answer">' + esc(s) + '</code>' : esc(t);
+  }
   function answers(c, it) {
     if (!it || it[3] == null) {
       return '<p class="note">The question and answers of this item were not recorded ' +
@@ -120,15 +126,15 @@ JS = r"""
     var texts = [it[4], it[5]], right = texts[it[6]], wrong = texts[1 - it[6]];
     var h = '<div class="q"><span class="lbl">Question</span>' + esc(it[3]) + '</div>';
     if (c.k === 'q' || c.o == null) {
-      return h + '<ul class="answers"><li class="correct">' + esc(right) +
-        ' <span class="badge ok">correct</span></li><li class="wrong">' + esc(wrong) +
+      return h + '<ul class="answers"><li class="correct">' + ans(right) +
+        ' <span class="badge ok">correct</span></li><li class="wrong">' + ans(wrong) +
         ' <span class="badge no">incorrect</span></li></ul>' + (c.k === 'q' ?
         '<p class="note">Each verdict says in which order its judge saw the answers (1 and 2).</p>' : '');
     }
     var listed = c.o === 1 ? [wrong, right] : [right, wrong], cpos = c.o === 1 ? 2 : 1, s = sides(c);
     h += '<ol class="answers">';
     for (var k = 1; k <= 2; k++) {
-      h += '<li class="' + (k === cpos ? 'correct' : 'wrong') + '">' + esc(listed[k - 1]) +
+      h += '<li class="' + (k === cpos ? 'correct' : 'wrong') + '">' + ans(listed[k - 1]) +
         ' <span class="badge ' + (k === cpos ? 'ok' : 'no') + '">' + (k === cpos ? 'correct' : 'incorrect') +
         '</span>' +
         (s[k].length ? '<span class="argued">argued by ' + esc(s[k].join(', ')) + '</span>' : '') + '</li>';
@@ -235,7 +241,8 @@ JS = r"""
     return msgs.map(function (m) {
       return '<b>[' + esc(m[0]) + ']</b>\n' + m[1].map(function (i) {
         var s = L[i];
-        return s.charCodeAt(0) === 1 ? '<span class="artref">' + esc(ART[+s.slice(2)]) + '</span>' : fmt(s);
+        // exactly the text sent: passage tags stay tags, not badges
+        return s.charCodeAt(0) === 1 ? '<span class="artref">' + esc(ART[+s.slice(2)]) + '</span>' : esc(s);
       }).join('\n');
     }).join('\n\n');
   }

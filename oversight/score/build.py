@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 
@@ -74,6 +75,8 @@ class ReportResult:
     prompts: pd.DataFrame = field(default_factory=pd.DataFrame)
     judges: list[str] = field(default_factory=list)  # the spec's order: weak to strong
     names: list[str] = field(default_factory=list)  # "spec name / run id" per run
+    debaters: list[str] = field(default_factory=list)  # the tournaments' debaters, spec order
+    warnings: list[str] = field(default_factory=list)  # said in the terminal and atop report.html
     errors: str = "exclude"
     n_resamples: int = 10_000
     seed: int = 0
@@ -158,6 +161,7 @@ class RunData:
     judges: list[str]  # the specs' judge order
     names: list[str]
     elo_scales: dict[str, float] = field(default_factory=dict)  # run name -> its spec's tournament.elo_scale
+    debaters: list[str] = field(default_factory=list)  # the tournaments' debaters, in spec order
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -218,6 +222,62 @@ def resolve_elo_scale(given: float | None, data: RunData) -> float:
     return scales.pop() if scales else DEFAULT_SCALE
 
 
+def spec_debaters(manifest: dict[str, Any]) -> list[str]:
+    """The tournament's debaters as the spec lists them (the paper's: weak to strong),
+    named as the engine names them (a model label, `+boN` for best-of-N, or `name:`)."""
+    spec = (manifest.get("identity") or {}).get("spec") or {}
+    t = spec.get("tournament") or {}
+    out = []
+    for d in (t.get("debaters") or []) if isinstance(t, dict) else []:
+        if not isinstance(d, dict):
+            continue
+        label = _model_label(d.get("model"))
+        best_of = int(d.get("best_of") or 1)
+        name = d.get("name") or (label if best_of == 1 or label is None else f"{label}+bo{best_of}")
+        if name:
+            out.append(str(name))
+    return out
+
+
+def order_debaters(elo: pd.DataFrame, debaters: Sequence[str]) -> pd.DataFrame:
+    """Each tournament's rows with its debaters in the spec's order (then any others by
+    rating): tables and figures list them weak to strong as the spec does, not by name."""
+    if elo is None or len(elo) == 0 or "player" not in elo.columns:
+        return elo
+    rank = {d: i for i, d in enumerate(debaters)}
+    blocks = [c for c in ("judge", "rounds", "turn_style", "group") if c in elo.columns]
+    keys = pd.DataFrame({
+        "_b": elo.groupby(blocks, dropna=False, sort=False).ngroup() if blocks else 0,
+        "_k": elo["kind"].map({"aggregate": 0, "correct": 1, "incorrect": 2}).fillna(3) if "kind" in elo else 0,
+        "_p": elo["player"].map(lambda p: rank.get(str(p), len(rank))),
+        "_e": -pd.to_numeric(elo["elo"], errors="coerce").fillna(0.0),
+    }, index=elo.index)
+    return elo.loc[keys.sort_values(list(keys.columns), kind="stable").index].reset_index(drop=True)
+
+
+class BootstrapProgress:
+    """Progress of the Elo bootstrap refits on a stream, at most one line every few seconds."""
+
+    def __init__(self, stream: TextIO, total: int, every_s: float = 3.0) -> None:
+        self.stream, self.total, self.every_s = stream, total, every_s
+        self.done = 0
+        self.start = self.last = time.monotonic()
+        print(f"Elo: fitting ratings and {total:,} bootstrap refits at most (--elo-bootstrap sets how many per fit)…",
+              file=stream, flush=True)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            print(f"Elo bootstrap: {self.done:,} of up to {self.total:,} refits ({now - self.start:.0f} s)",
+                  file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        print(f"Elo bootstrap: done, {self.done:,} refits in {time.monotonic() - self.start:.1f} s", file=self.stream,
+              flush=True)
+
+
 def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
     """Every stored table of the given run directories, concatenated.
 
@@ -229,6 +289,7 @@ def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
     judges: list[str] = []
     names: list[str] = []
     scales: dict[str, float] = {}
+    debaters: list[str] = []
     for raw in run_dirs:
         d = Path(raw)
         if d.is_file() and d.name == "judgments.parquet":
@@ -258,6 +319,7 @@ def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
                     frame = frame.assign(run_id=run_id)
                 frames[name].append(frame)
         judges += spec_judges(manifest)
+        debaters += spec_debaters(manifest)
         names.append(f"{manifest['name']} / {run_id}" if manifest.get("name") else run_id)
         if (scale := spec_elo_scale(manifest)) is not None:
             scales[names[-1]] = scale
@@ -270,7 +332,7 @@ def load_run_data(run_dirs: Sequence[Path | str]) -> RunData:
     if len(prompts) and "prompt_id" in prompts.columns:
         prompts = prompts.drop_duplicates("prompt_id", ignore_index=True)
     return RunData(cat(frames["judgments"]), cat(frames["turns"]), cat(frames["calls"]), cat(frames["items"]),
-                   prompts, list(dict.fromkeys(judges)), names, scales)
+                   prompts, list(dict.fromkeys(judges)), names, scales, list(dict.fromkeys(debaters)))
 
 
 def load_frames(run_dirs: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -303,16 +365,27 @@ def compute_tables(
     elo_scale: float = 400,
     errors: str = "exclude",
     judges: Sequence[str] = (),
+    debaters: Sequence[str] = (),
+    progress: TextIO | None = None,
 ) -> dict[str, pd.DataFrame]:
     """All report tables as DataFrames, keyed as in `TABLE_FILES`; writes nothing.
 
     `errors="exclude"` (default) leaves failed episodes out of every accuracy and counts
-    them beside it; `"wrong"` scores them as wrong answers. `judges` orders the headline.
+    them beside it; `"wrong"` scores them as wrong answers. `judges` orders the headline,
+    `debaters` the Elo tables; `progress` (a stream) reports the Elo bootstrap as it runs.
     """
-    from oversight.score.elo import elo_slope_table, elo_table  # scipy: only for a full report
+    from oversight.score.elo import _scopes, elo_slope_table, elo_table, tournaments  # scipy: full report only
 
     check_errors_mode(errors)
     comparisons = comparisons_table(judgments, n_resamples=n_resamples, seed=seed, errors=errors)
+    fits = sum(len(_scopes(rows, True)) for _, rows in tournaments(judgments)) if elo_bootstrap else 0
+    bar = BootstrapProgress(progress, 3 * fits * elo_bootstrap) if progress is not None and fits else None
+    elo = order_debaters(elo_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, seed=seed, by_group=True,
+                                   errors=errors, progress=bar), debaters)
+    slope = elo_slope_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, by_group=True, seed=seed,
+                            errors=errors, progress=bar)
+    if bar is not None:
+        bar.finish()
     return {
         "summary": summary_table(judgments, errors=errors),
         "headline": headline_table(comparisons, judge_order(judgments, judges)),
@@ -320,10 +393,8 @@ def compute_tables(
         "agent_qa": agent_qa_table(judgments, errors=errors),
         "open": open_table(judgments, errors=errors),
         "failures": diagnostics.failures_table(judgments),
-        "elo": elo_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, seed=seed, by_group=True,
-                         errors=errors),
-        "elo_slope": elo_slope_table(judgments, scale=elo_scale, bootstrap=elo_bootstrap, by_group=True,
-                                     seed=seed, errors=errors),
+        "elo": elo,
+        "elo_slope": slope,
         "positional_bias": diagnostics.positional_bias(judgments, errors=errors),
         "assignment": diagnostics.accuracy_by_assignment(judgments, errors=errors),
         "calibration": diagnostics.calibration(judgments, errors=errors),
@@ -360,6 +431,7 @@ def build_report(
     max_transcripts: int | None = None,
     errors: str = "exclude",
     verdicts: str = "lenient",
+    progress: TextIO | None = None,
 ) -> ReportResult:
     """Load run directories, compute every table, write parquet, PNG plots and report.html.
 
@@ -391,16 +463,47 @@ def build_report(
         raise _write_error(out, out_dir is not None, exc) from None
     judges = judge_order(data.judgments, data.judges) if len(data.judgments) else data.judges
     tables = compute_tables(data.judgments, data.turns, data.calls, seed=seed, n_resamples=n_resamples,
-                            elo_bootstrap=elo_bootstrap, elo_scale=elo_scale, errors=errors, judges=judges)
-    result = ReportResult(run_dirs=dirs, out_dir=out, judgments=data.judgments, turns=data.turns,
+                            elo_bootstrap=elo_bootstrap, elo_scale=elo_scale, errors=errors, judges=judges,
+                            debaters=data.debaters, progress=progress)
+    result = ReportResult(run_dirs=dirs, out_dir=out, warnings=in_use_warnings(dirs), judgments=data.judgments,
+                          turns=data.turns,
                           calls=data.calls, simulated=is_simulated(data.judgments), tables=tables,
                           items=data.items, prompts=data.prompts, judges=judges, names=data.names,
-                          errors=errors, n_resamples=n_resamples, seed=seed, verdicts=verdicts)
+                          errors=errors, n_resamples=n_resamples, seed=seed, verdicts=verdicts,
+                          debaters=data.debaters)
     try:
         _write_outputs(result, out, write_plots, write_html, max_transcripts)
     except OSError as exc:  # a read-only folder or a full disk, half-way through
         raise _write_error(out, out_dir is not None, exc) from None
     return result
+
+
+def calibration_label(reliability: pd.DataFrame, simulated: bool) -> tuple[bool, str]:
+    """Whether the calibration figure is SIMULATED, and a note: its points are the judges'
+    stated confidence, so people's verdicts (human/…) are real data even when the
+    arguments they read came from sim models."""
+    judges = {str(j) for j in reliability["judge"].dropna()} if len(reliability) else set()
+    if not judges or not all(j.startswith("human/") for j in judges):
+        return simulated, ""
+    return False, "people's verdicts (judge-ui)" + ("; the arguments they read are from sim models" if simulated
+                                                   else "")
+
+
+def in_use_warnings(dirs: Sequence[Path]) -> list[str]:
+    """A run another process still holds (judge-ui taking verdicts, a run being resumed) has
+    records its tables do not have yet: the report says so instead of looking complete."""
+    from oversight.store.lock import holder
+
+    out = []
+    for d in dirs:
+        d = d.parent if d.is_file() else d
+        pid = holder(d)
+        if pid is not None:
+            out.append(f"{d} is in use by another oversight process (PID {pid}), such as `oversight judge-ui` or a "
+                       "run being resumed: verdicts it has taken are not sealed into judgments.parquet yet, so human "
+                       "verdicts given there are missing from this report. Stop it (judge-ui seals them when it "
+                       "stops) and report again.")
+    return out
 
 
 def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_html: bool,
@@ -423,7 +526,8 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
             "elo": plots.plot_elo(t["elo"], out / "elo.png", sim),
             "accuracy_vs_elo": plots.plot_accuracy_vs_elo(t["elo"], t["elo_slope"], out / "accuracy_vs_elo.png",
                                                           sim),
-            "calibration": plots.plot_calibration(t["reliability"], out / "calibration.png", sim),
+            "calibration": plots.plot_calibration(t["reliability"], out / "calibration.png",
+                                                  *calibration_label(t["reliability"], sim)),
         }
         result.plots = {k: v for k, v in drawn.items() if v is not None}
         result.files.update({f"plot_{k}": v for k, v in result.plots.items()})
@@ -434,6 +538,7 @@ def _write_outputs(result: ReportResult, out: Path, write_plots: bool, write_htm
             items=result.items, prompts=result.prompts, run_dirs=result.run_dirs, names=result.names,
             simulated=result.simulated, judges=result.judges, errors=result.errors,
             n_resamples=result.n_resamples, max_transcripts=max_transcripts, verdicts=result.verdicts,
+            warnings=result.warnings,
         )
         result.html_path = out / "report.html"
         write_file(result.html_path, render_html(page), root=out)

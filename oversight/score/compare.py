@@ -1,10 +1,11 @@
-"""Paired comparisons between protocols on the same items (DESIGN §7, PAPER "Statistics").
+"""Paired comparisons between protocols on the same items (docs/METHOD.md, "Statistics").
 
 For every scope (task, and task group), judge and pair of conditions, the per-item scores
 of the items both conditions judged are compared with a paired permutation test
 (`permutation_type="samples"` in scipy's terms: each item's two scores are swapped at
-random), statistic = mean difference, two-sided. The difference also gets a normal 95% CI
-over the paired item differences (none from fewer than two items).
+random), statistic = mean difference, two-sided. The difference's 95% interval inverts
+that same test (`_inverted_ci`), so it excludes 0 exactly when p < 0.05 (none from fewer
+than two items).
 
 The test is computed here with numpy, draw for draw as `scipy.stats.permutation_test`
 with `random_state=seed` computes it (exact enumeration of all 2**n swaps when
@@ -30,14 +31,14 @@ import numpy as np
 import pandas as pd
 
 from oversight.score.frame import (
-    CI_TAG,
+    CI_DIFF_TAG,
+    MIN_CI_ITEMS,
     check_errors_mode,
     condition_labels,
     group_rank,
     is_cross_play,
     judge_order,
     judge_rows,
-    mean_ci,
     normalize_judgments,
     protocol_rank,
     scored_rows,
@@ -60,6 +61,7 @@ HEADLINE_PAIRS: tuple[tuple[str, str], ...] = (
 )
 HEADLINE_COLUMNS = ["group", "judge", "comparison", *COMPARISON_COLUMNS[4:]]
 
+ALPHA = 0.05
 _BATCH_CELLS = 2_000_000  # resamples × items drawn per batch (bounded memory)
 
 
@@ -86,38 +88,78 @@ def _p_value(null: np.ndarray, observed: float, exact: bool) -> float:
     return float(np.clip(min(less, greater) * 2, 0.0, 1.0))
 
 
-def permutation_p_value(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000,
-                        seed: int = 0) -> float:
-    """Two-sided p-value of mean(a) − mean(b) under random swaps within pairs."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+def _null_draws(a: np.ndarray, b: np.ndarray, n_resamples: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The permutation null of mean(a) − mean(b), the mean sign of each swap pattern
+    (+1 kept, −1 swapped: what a shift of the differences moves the null by), and whether
+    the patterns were enumerated exactly."""
     n = len(a)
-    observed = float(np.mean(a) - np.mean(b))
     if n < 63 and 2**n <= n_resamples:  # every swap pattern, once
         codes = np.arange(2**n, dtype=np.int64)[:, None]
         swap = ((codes >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
         null = np.where(swap, b, a).mean(axis=-1) - np.where(swap, a, b).mean(axis=-1)
-        return _p_value(null, observed, exact=True)
+        return null, 1.0 - 2.0 * swap.mean(axis=-1), True
     rng = _rng(seed)
-    parts = []
+    parts, signs = [], []
     step = max(1, _BATCH_CELLS // max(n, 1))
     for start in range(0, n_resamples, step):
         k = min(step, n_resamples - start)
         x = rng.random_sample((k, n, 2))
         swap = x[..., 1] < x[..., 0]  # scipy argsorts each pair's two draws
         parts.append(np.where(swap, b, a).mean(axis=-1) - np.where(swap, a, b).mean(axis=-1))
-    return _p_value(np.concatenate(parts), observed, exact=False)
+        signs.append(1.0 - 2.0 * swap.mean(axis=-1))
+    return np.concatenate(parts), np.concatenate(signs), False
+
+
+def permutation_p_value(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000,
+                        seed: int = 0) -> float:
+    """Two-sided p-value of mean(a) − mean(b) under random swaps within pairs."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    null, _, exact = _null_draws(a, b, n_resamples, seed)
+    return _p_value(null, float(np.mean(a) - np.mean(b)), exact)
+
+
+def _inverted_ci(null: np.ndarray, sign: np.ndarray, observed: float, exact: bool, p0: float,
+                 alpha: float = ALPHA) -> tuple[float, float]:
+    """The shifts δ of the item differences that the same permutation test (the same swap
+    patterns) does not reject at `alpha`, clipped to [−1, 1].
+
+    Testing d − δ, each pattern's statistic is null − δ·sign and the observed one
+    observed − δ; the p-value falls monotonically as δ moves away from the observed mean,
+    so each end is found by bisection. The search starts from δ = 0 on the side its
+    p-value `p0` puts it, so 0 lies inside the interval exactly when p0 ≥ alpha."""
+    def p(delta: float) -> float:
+        return _p_value(null - delta * sign, observed - delta, exact)
+
+    def edge(inside: float, outside: float) -> float:
+        if p(outside) >= alpha:
+            return outside
+        for _ in range(40):  # to ~1e-12 of the [−1, 1] range
+            mid = (inside + outside) / 2
+            inside, outside = (mid, outside) if p(mid) >= alpha else (inside, mid)
+        return inside
+
+    if p0 >= alpha:  # 0 is inside: search outwards from it (or from the estimate beyond it)
+        low, high = edge(min(0.0, observed), -1.0), edge(max(0.0, observed), 1.0)
+    elif observed > 0:  # 0 is rejected below the estimate
+        low, high = edge(observed, 0.0), edge(observed, 1.0)
+    else:
+        low, high = edge(observed, -1.0), edge(observed, 0.0)
+    return float(low), float(high)
 
 
 def paired_permutation(
     a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000, seed: int = 0
 ) -> dict[str, float]:
-    """Paired permutation test of mean(a) − mean(b) plus a normal 95% CI of the difference.
+    """Paired permutation test of mean(a) − mean(b) and the 95% interval that inverts it.
 
     `a[i]` and `b[i]` must be the same item's scores under the two conditions. Returns
-    n_items, acc_a, acc_b, diff, ci_low, ci_high (clipped to [-1, 1]) and a two-sided
-    p_value. With few items all 2**n swaps are enumerated, so the p-value is exact. With
-    fewer than two items there is no test and no interval (NaN).
+    n_items, acc_a, acc_b, diff, ci_low, ci_high (within [-1, 1]) and a two-sided p_value.
+    With few items all 2**n swaps are enumerated, so the p-value is exact. The interval is
+    every shift of the differences the test does not reject (`_inverted_ci`), so it holds
+    0 exactly when p ≥ 0.05; with so few items that no pattern can reach p < 0.05 it is the
+    whole range [−1, +1]. With fewer than two items there is no test and no interval (NaN).
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
@@ -127,10 +169,15 @@ def paired_permutation(
     if n == 0:
         return {"n_items": 0, "acc_a": np.nan, "acc_b": np.nan, "diff": np.nan,
                 "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
-    diff, ci_low, ci_high = mean_ci(a - b, lo=-1.0, hi=1.0)
-    p = permutation_p_value(a, b, n_resamples, seed) if n >= 2 else np.nan
+    diff = float(a.mean() - b.mean())
+    if n < MIN_CI_ITEMS:
+        return {"n_items": n, "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff,
+                "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
+    null, sign, exact = _null_draws(a, b, n_resamples, seed)
+    p = _p_value(null, diff, exact)
+    low, high = _inverted_ci(null, sign, diff, exact, p)
     return {"n_items": n, "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff,
-            "ci_low": ci_low, "ci_high": ci_high, "p_value": p}
+            "ci_low": low, "ci_high": high, "p_value": p}
 
 
 def comparisons_table(
@@ -194,7 +241,7 @@ def comparisons_table(
             rows.append({
                 "level": level, "task": task, "group": group, "judge": judge,
                 "protocol_a": protocols[later], "protocol_b": protocols[earlier],
-                "condition_a": later, "condition_b": earlier, **res, "ci_method": CI_TAG,
+                "condition_a": later, "condition_b": earlier, **res, "ci_method": CI_DIFF_TAG,
                 "n_resamples": n_resamples,
                 "significant": bool(res["p_value"] < alpha),
             })

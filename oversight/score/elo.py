@@ -1,4 +1,4 @@
-"""Elo ratings of debaters from judged cross-play debates (DESIGN §4, §10; PAPER "Statistics").
+"""Elo ratings of debaters from judged cross-play debates (docs/METHOD.md, "Statistics").
 
 Model: player i beats player j with probability 1 / (1 + 10 ** ((E_j - E_i) / scale)),
 a Bradley–Terry model on a base-10 log scale. Ratings maximise the likelihood of the
@@ -31,6 +31,7 @@ best-of-1 and best-of-4 versions of one model needs distinct labels for them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,8 +155,9 @@ def fit_elo(
     *,
     anchor: str | None = None,
     l2: float = 0.0,
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Maximum-likelihood Elo ratings with bootstrap 95% CIs.
+    """Maximum-likelihood Elo ratings with bootstrap 95% CIs (`progress(1)` after each refit).
 
     `games` has columns player_a, player_b, winner (one of the two names; a null winner is
     a draw, scored 1/2 each). Ratings average 0, or `anchor` is fixed at 0. `l2` adds a
@@ -185,10 +187,12 @@ def fit_elo(
         rng = np.random.default_rng(seed)
         # Resampling games with replacement = multinomial counts over distinct outcomes.
         probs = g.w / total
-        draws = np.array([
-            to_elo(_fit_theta(g, rng.multinomial(total, probs).astype(float), l2, theta))
-            for _ in range(bootstrap)
-        ])
+        fits = []
+        for _ in range(bootstrap):
+            fits.append(to_elo(_fit_theta(g, rng.multinomial(total, probs).astype(float), l2, theta)))
+            if progress is not None:
+                progress(1)
+        draws = np.array(fits)
         with warnings.catch_warnings():
             # A player absent from every resample has an all-NaN column: its CI stays NaN.
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -291,12 +295,13 @@ def _selfplay_errors(rows: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in failed.groupby(failed["agent"].astype(str)).size().items()}
 
 
-def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int, errors: str = "exclude"
-               ) -> pd.DataFrame:
+def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int, errors: str = "exclude",
+               progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Aggregate and split ratings of one tournament's rows, with self-play accuracy."""
-    agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed)
+    agg = fit_elo(debate_games(rows), scale=scale, bootstrap=bootstrap, seed=seed, progress=progress)
     agg["kind"] = "aggregate"
-    split = fit_elo(debate_games(rows, split_sides=True), scale=scale, bootstrap=bootstrap, seed=seed)
+    split = fit_elo(debate_games(rows, split_sides=True), scale=scale, bootstrap=bootstrap, seed=seed,
+                    progress=progress)
     names = split["player"].str.rsplit("|", n=1)
     split["kind"] = names.str[1]
     split["player"] = names.str[0]
@@ -315,7 +320,7 @@ def _elo_block(rows: pd.DataFrame, scale: float, bootstrap: int, seed: int, erro
 
 def elo_table(
     judgments: pd.DataFrame, scale: float = DEFAULT_SCALE, bootstrap: int = 500, seed: int = 0,
-    by_group: bool = False, errors: str = "exclude",
+    by_group: bool = False, errors: str = "exclude", progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Aggregate and side-split Elo per tournament (one per judge), with self-play judge
     accuracy.
@@ -331,7 +336,7 @@ def elo_table(
     parts = []
     for (judge, rounds, turn_style), rows in tournaments(judgments):
         for group, scoped in _scopes(rows, by_group):
-            block = _elo_block(scoped, scale, bootstrap, seed, errors)
+            block = _elo_block(scoped, scale, bootstrap, seed, errors, progress)
             block["judge"], block["rounds"], block["turn_style"] = judge, rounds, turn_style
             block["group"], block["scale"] = group, float(scale)
             parts.append(block)
@@ -355,6 +360,7 @@ def accuracy_elo_slope(
     scale: float = 400,
     bootstrap: int = 500,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Least-squares slope of judge accuracy on Elo, per 100 Elo points, with bootstrap CI.
 
@@ -382,6 +388,8 @@ def accuracy_elo_slope(
             a = np.array([rng.choice(by_player[p], size=len(by_player[p])).mean()
                           for p in players])
             draws[r] = _slope(e, a)[0]
+            if progress is not None:
+                progress(1)
         if np.isfinite(draws).any():
             lo, hi = np.nanpercentile(draws, [2.5, 97.5])
     return {"n_players": len(players), "slope_per_100": slope * 100,
@@ -390,7 +398,7 @@ def accuracy_elo_slope(
 
 def elo_slope_table(
     judgments: pd.DataFrame, scale: float = DEFAULT_SCALE, bootstrap: int = 500, seed: int = 0,
-    by_group: bool = False, errors: str = "exclude",
+    by_group: bool = False, errors: str = "exclude", progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Judge accuracy (self-play) vs aggregate Elo: slope per 100 Elo and CI per tournament
     (and, with `by_group`, per task group as well as pooled). Failed episodes as in
@@ -402,7 +410,7 @@ def elo_slope_table(
             if scores["player"].nunique() < 2:
                 continue
             res = accuracy_elo_slope(debate_games(scoped), scores, scale=scale,
-                                     bootstrap=bootstrap, seed=seed)
+                                     bootstrap=bootstrap, seed=seed, progress=progress)
             rows.append({"judge": judge, "rounds": rounds, "turn_style": turn_style, "group": group,
                          **res, "scale": float(scale)})
     return pd.DataFrame(rows, columns=SLOPE_COLUMNS)

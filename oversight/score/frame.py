@@ -1,7 +1,7 @@
 """Shared column conventions for the scoring functions.
 
 Every scoring function accepts a `judgments` DataFrame as written to `judgments.parquet`
-(DESIGN §6). `normalize_judgments` makes hand-built or partial frames safe to score: missing
+(README, Results). `normalize_judgments` makes hand-built or partial frames safe to score: missing
 optional columns appear as nulls, and a verdict that is not `ok` is never counted correct.
 """
 
@@ -205,15 +205,35 @@ def group_rank(group: object) -> tuple[int, str]:
         return (len(GROUP_ORDER), name)
 
 
-Z95 = 1.96  # two-sided 95% normal quantile
+Z95 = 1.959963984540054  # two-sided 95% normal quantile (scipy.stats.norm.ppf(0.975))
 
-# How every accuracy interval is computed; named in each table header and in the report.
-CI_METHOD = ("95% normal CI over items: mean ± 1.96·sd/√n (sd with ddof=1, n items), clipped to "
-             "[0, 1]; no interval from fewer than 2 items")
-CI_HEADER = "95% CI (normal, items)"
-CI_DIFF_HEADER = "95% CI (normal, paired items)"
-CI_TAG = "normal95_items"  # the `ci_method` column of the stored tables
+# How every interval is computed; named in each table header and in the report.
+CI_METHOD = ("95% Wilson score interval of the accuracy with n = the number of items; no interval "
+             "from fewer than 2 items")
+CI_HEADER = "95% CI (Wilson, items)"
+CI_TAG = "wilson95_items"  # the `ci_method` column of the stored tables
+CI_DIFF_METHOD = ("95% interval inverting the paired permutation test: every shift of the item "
+                  "differences the same test (same swap patterns) does not reject at 0.05, within "
+                  "[−1, +1]; it holds 0 exactly when p ≥ 0.05")
+CI_DIFF_HEADER = "95% CI (inverted permutation test)"
+CI_DIFF_TAG = "permutation_inversion95_items"
 MIN_CI_ITEMS = 2
+# An Elo interval wider than this many points says the fit is not pinned down (too few
+# games, or a debater that won or lost nearly every game): it is flagged, never shown bare.
+ELO_UNSTABLE_WIDTH = 1000.0
+ELO_UNSTABLE_NOTE = (f"⚠ interval wider than {ELO_UNSTABLE_WIDTH:,.0f} Elo: the rating is not pinned down "
+                     "(too few games, or a debater that won or lost nearly all of them)")
+
+
+def elo_unstable(low: object, high: object) -> bool:
+    try:
+        return float(high) - float(low) > ELO_UNSTABLE_WIDTH  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+# Cells resting on fewer items than this are marked ("few items") in tables and figures.
+FEW_ITEMS = 10
 
 # What happens to rows whose episode failed (`verdict_status == "error"`): left out of
 # accuracy and counted beside it (default), or scored as wrong answers.
@@ -260,21 +280,39 @@ def judge_order(judgments: pd.DataFrame, preferred: Sequence[str] = ()) -> list[
     return out + [s for s in seen if s not in out]
 
 
-def mean_ci(values: np.ndarray, z: float = Z95, lo: float = 0.0, hi: float = 1.0
-            ) -> tuple[float, float, float]:
-    """Mean and normal-approximation CI (sd with ddof=1), clipped to [lo, hi].
+def wilson_ci(mean: np.ndarray | float, n: np.ndarray | float, z: float = Z95
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion `mean` from `n` units, elementwise; NaN where
+    n < MIN_CI_ITEMS. Unlike mean ± z·sd/√n it never has zero width at 0 or 1 and stays
+    inside [0, 1] without clipping."""
+    p = np.asarray(mean, dtype=float)
+    k = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = 1 + z * z / k
+        centre = (p + z * z / (2 * k)) / denom
+        half = z / denom * np.sqrt(np.maximum(p * (1 - p), 0.0) / k + z * z / (4 * k * k))
+    ok = k >= MIN_CI_ITEMS
+    return (np.where(ok, np.clip(centre - half, 0.0, 1.0), np.nan),
+            np.where(ok, np.clip(centre + half, 0.0, 1.0), np.nan))
 
-    With fewer than two values there is no spread to estimate: the interval is NaN.
-    """
+
+def mean_ci(values: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
+    """Mean of item scores in [0, 1] and its Wilson interval over items (`wilson_ci`)."""
     v = np.asarray(values, dtype=float)
     n = len(v)
     if n == 0:
         return (np.nan, np.nan, np.nan)
     m = float(v.mean())
-    if n < MIN_CI_ITEMS:
-        return (m, np.nan, np.nan)
-    half = z * float(v.std(ddof=1)) / np.sqrt(n)
-    return (m, float(np.clip(m - half, lo, hi)), float(np.clip(m + half, lo, hi)))
+    lo, hi = wilson_ci(m, n, z)
+    return (m, float(lo), float(hi))
+
+
+def few_items(n_items: object) -> bool:
+    """Whether a cell rests on so few items that its interval should be read with care."""
+    try:
+        return 0 < int(n_items) < FEW_ITEMS  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------------------------------

@@ -22,15 +22,24 @@ import pandas as pd
 from oversight.score.browser import esc, records, transcripts_html
 from oversight.score.frame import (
     CI_DIFF_HEADER,
+    CI_DIFF_METHOD,
     CI_HEADER,
     CI_METHOD,
+    ELO_UNSTABLE_NOTE,
+    FEW_ITEMS,
     elo_scale_text,
+    elo_unstable,
+    few_items,
     group_rank,
     protocol_rank,
     show_value,
 )
 
 SIM_BANNER = "SIMULATED (sim models)"
+
+FEW_MARK = "†"
+FEW_TITLE = f"fewer than {FEW_ITEMS} items: read the interval with care"
+FEW_NOTE = f"{FEW_MARK} marks a cell with fewer than {FEW_ITEMS} items."
 
 _PASSAGE = re.compile(r"<(v|u)_passage>(.*?)</\1_passage>", re.S)
 
@@ -53,6 +62,7 @@ class Page:
     n_resamples: int = 10_000
     max_transcripts: int | None = None
     verdicts: str = "lenient"
+    warnings: Sequence[str] = ()
 
 
 CSS = """
@@ -70,6 +80,7 @@ table.tbl th,table.tbl td{border:1px solid #ddd;padding:2px 6px;text-align:right
 table.tbl th{background:#f3f3f3;text-align:left} table.tbl td:first-child,table.tbl th:first-child{text-align:left}
 table.tbl td.txt{text-align:left}
 table.tbl tr.sig td{background:#e3f3dc}
+table.tbl td.few{color:#a05a00;font-weight:bold}
 img.plot{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0;display:block}
 .note{color:#555;font-size:.9em}
 .failures{border:2px solid #b00020;border-radius:4px;padding:.2em 1em;margin:1em 0;background:#fff6f6}
@@ -82,6 +93,8 @@ section.card h3{margin:.2em 0;font-size:1em}
 .q{margin:.3em 0} .lbl{font-weight:bold;margin-right:.3em}
 ol.answers,ul.answers{margin:.2em 0 .5em;padding-left:1.5em}
 li.correct{color:#0a5a0a} li.wrong{color:#333}
+code.answer{display:block;white-space:pre;overflow-x:auto;font-size:.85em;background:#f6f6f6;
+border:1px solid #ddd;border-radius:3px;padding:.3em .5em;margin:.2em 0;color:#222}
 .badge{font-size:.75em;border-radius:3px;padding:0 .35em;margin:0 .3em;color:#fff;white-space:nowrap}
 .badge.ok{background:#2a8a2a} .badge.no{background:#999}
 .argued{font-size:.85em;color:#555}
@@ -96,6 +109,7 @@ mark.vp{background:#d4f7d4;color:#0a5a0a} mark.up{background:#fbd5d5;color:#8a00
 mark .tag{font-size:.7em;font-weight:bold;text-transform:uppercase;margin-right:.3em}
 details{margin:.2em 0} details>summary{cursor:pointer;color:#345}
 details.private,details.prompt{font-size:.9em}
+details.prompt pre{font-size:13px;line-height:1.4;background:#fbfbfb;padding:.3em .5em}
 span.artref{background:#f4f0e0;display:block}
 table.verdicts td{text-align:left} table.verdicts td:last-child{max-width:48em}
 tr.v.correct td.outcome{color:#0a7a0a;font-weight:bold}
@@ -159,7 +173,8 @@ def table_html(df: pd.DataFrame | None, columns: Sequence[tuple[str, str]] | Non
     formats = formats or {}
     head = "".join(f"<th>{esc(h)}</th>" for _, h in cols)
     body = []
-    for rec in records(df[[c for c, _ in cols]]):
+    # The row class may read columns the table does not show (e.g. `significant`).
+    for rec in records(df):
         cells = []
         for c, _ in cols:
             v = rec.get(c)
@@ -170,6 +185,8 @@ def table_html(df: pd.DataFrame | None, columns: Sequence[tuple[str, str]] | Non
             else:
                 text = "" if v is None else show_value(v)
             cls = ' class="txt"' if isinstance(v, str) else ""
+            if "n_items" in c and few_items(v):  # an interval on so few items is marked
+                text, cls = f"{text} {FEW_MARK}", f' class="few" title="{esc(FEW_TITLE)}"'
             cells.append(f"<td{cls}>{esc(text)}</td>")
         rc = row_class(rec) if row_class else ""
         cls = f' class="{rc}"' if rc else ""
@@ -238,12 +255,15 @@ def headline_html(page: Page) -> str:
     test = (f"paired permutation test over items, two-sided, {page.n_resamples:,} resamples "
             "(exact when there are fewer swap patterns)")
     intro = (f'<p class="note">Difference in judge accuracy, a − b, on the items both protocols judged; '
-             f"{esc(CI_DIFF_HEADER)}: mean ± 1.96·sd/√n of the item differences; p: {esc(test)}. "
-             "Rows with p &lt; 0.05 are shaded.</p>")
+             f"{esc(CI_DIFF_HEADER)}: {esc(CI_DIFF_METHOD)}; p: {esc(test)}. "
+             f"Rows with p &lt; 0.05 are shaded. {esc(FEW_NOTE)}</p>")
     p_head = f"p (permutation, {page.n_resamples:,})"
     cols = [("group", "group"), ("judge", "judge"), ("comparison", "comparison (a − b)"), ("n_items", "items"),
             ("acc_a", "accuracy a"), ("acc_b", "accuracy b"), ("diff", "difference"), ("_ci", CI_DIFF_HEADER),
             ("p_value", p_head)]
+    slope = page.tables.get("elo_slope", pd.DataFrame())
+    if (h is None or len(h) == 0) and slope is not None and len(slope) and slope["slope_per_100"].notna().any():
+        return slope_headline_html(slope)
     out = ['<h2 id="headline">Headline: the comparisons the paper makes</h2>', intro]
     sig: Callable[[dict[str, Any]], str] = lambda r: "sig" if r.get("significant") else ""  # noqa: E731
     fmts: dict[str, Fmt] = {"diff": lambda v: "" if v is None else f"{v:+.3f}", "_ci": str, "p_value": _p}
@@ -267,11 +287,33 @@ def headline_html(page: Page) -> str:
     return "\n".join(out)
 
 
+def _slope_table(slope: pd.DataFrame) -> str:
+    s = slope.assign(
+        _slope=[f"{v * 100:+.1f}" if pd.notna(v) else "—" for v in slope["slope_per_100"]],
+        _ci=["—" if pd.isna(a) else f"[{a * 100:+.1f}, {b * 100:+.1f}]"
+             for a, b in zip(slope["ci_low"], slope["ci_high"], strict=True)])
+    cols = [("judge", "judge"), ("group", "task group"), ("n_players", "debaters"),
+            ("_slope", "accuracy points per 100 Elo"), ("_ci", "95% bootstrap CI"), ("rounds", "rounds"),
+            ("turn_style", "turns")]
+    return table_html(s, cols, formats={"_slope": str, "_ci": str, "n_players": lambda v: f"{int(v)}"})
+
+
+def slope_headline_html(slope: pd.DataFrame) -> str:
+    """An Elo tournament's headline: does a stronger debater help the judge?"""
+    pooled = slope[slope["group"].astype(str).eq("all")] if "group" in slope.columns else slope
+    return ('<h2 id="headline">Headline: judge accuracy against debater Elo</h2>'
+            '<p class="note">The slope of the judge’s accuracy on each debater’s self-play debates against that '
+            "debater’s aggregate Elo, in accuracy points per 100 Elo (least squares over the debaters); its 95% CI "
+            "is the percentile interval of bootstrap refits that resample the games and the self-play items "
+            "together. Pooled over task groups here; per group in the Elo section.</p>" + _slope_table(pooled))
+
+
 def accuracy_html(page: Page) -> str:
     s = page.tables.get("summary", pd.DataFrame())
     out = ['<h2 id="accuracy">Judge accuracy</h2>',
            f'<p class="note">An item’s rows (both answer orders, both consultancy sides, every replicate) are '
-           f"averaged first. {esc(CI_METHOD)}. Invalid and refused verdicts count as wrong (“invalid”). "
+           f"averaged first. {esc(CI_METHOD)}. {esc(FEW_NOTE)} "
+           "Invalid and refused verdicts count as wrong (“invalid”). "
            f"{esc(_verdicts_note(page.verdicts))} "
            f"{esc(_errors_note(page.errors))} Judges in the spec’s order.</p>",
            image_html(page.plots.get("accuracy"), "judge accuracy by judge and protocol, one panel per task group")]
@@ -349,15 +391,42 @@ def elo_html(page: Page) -> str:
                 ("_sp", f"{CI_HEADER}"), ("selfplay_n_items", "items"), ("selfplay_n_errors", "failed"),
                 ("rounds", "rounds"), ("turn_style", "turns"), ("scale", "Elo scale s")]
         fmts: dict[str, Fmt] = {"elo": lambda v: "" if v is None else f"{v:+.0f}", "_ci": str, "_sp": str}
-        e = e.assign(_ci=[("—" if pd.isna(a) or pd.isna(b) else f"[{a:+.0f}, {b:+.0f}]")
+        e = e.assign(_ci=[("—" if pd.isna(a) or pd.isna(b) else
+                           f"[{a:+.0f}, {b:+.0f}]" + (" ⚠" if elo_unstable(a, b) else ""))
                           for a, b in zip(elo["ci_low"], elo["ci_high"], strict=True)])
-        out.append(table_html(e, cols, formats=fmts))
+        fmts["selfplay_n_items"] = lambda v: "" if v is None or pd.isna(v) else f"{int(v)}"
+        fmts["n_games"] = lambda v: "" if v is None or pd.isna(v) else f"{int(v)}"
+        if any(elo_unstable(a, b) for a, b in zip(elo["ci_low"], elo["ci_high"], strict=True)):
+            out.append(f'<p class="note"><strong>{esc(ELO_UNSTABLE_NOTE)}.</strong></p>')
+        out.append('<p class="note">Debaters in the spec’s order (weak to strong), one colour each in both '
+                   "figures.</p>" + table_html(e, cols, formats=fmts))
         if len(slope):
-            names = {"ci_low": "slope 95% bootstrap CI low", "ci_high": "slope 95% bootstrap CI high"}
-            out.append("<h3>Judge accuracy against Elo</h3>" + table_html(slope.rename(columns=names)))
+            out.append("<h3>Judge accuracy against Elo</h3>" + _slope_table(slope))
     else:
         out.append(table_html(None, empty="No cross-play debates, so no Elo."))
     return "\n".join(out)
+
+
+def _without_constant_columns(d: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A table without the columns that hold one value in every row (level, ci_method, an
+    empty task…), and those values as "column = value" to say once above the table."""
+    if len(d) < 2:
+        return d, []
+    same, keep = [], []
+    for c in d.columns:
+        values = d[c].astype(object).where(d[c].notna(), None)
+        if values.map(lambda v: show_value(v) if v is not None else "").nunique() <= 1:
+            v = values.iloc[0]
+            if v is not None and show_value(v) != "":
+                same.append(f"{c} = {show_value(v) if not isinstance(v, float) else _f3(v)}")
+        else:
+            keep.append(c)
+    return d[keep], same
+
+
+def _headers(d: pd.DataFrame) -> list[tuple[str, str]]:
+    """Readable headers that let a wide table wrap: n_rows → "n rows"."""
+    return [(c, c if c == CI_HEADER else c.replace("_", " ")) for c in d.columns]
 
 
 def diagnostics_html(page: Page) -> str:
@@ -378,7 +447,10 @@ def diagnostics_html(page: Page) -> str:
         if "ci_low" in d.columns:
             d = d.assign(**{CI_HEADER: [_ci(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)]}).drop(
                 columns=["ci_low", "ci_high"])
-        out.append(f"<h3>{esc(name)}</h3>" + table_html(_ordered(d, page.judges)))
+        d, same = _without_constant_columns(_ordered(d, page.judges))
+        note = ('<p class="note">The same in every row: ' + "; ".join(esc(x) for x in same) + ".</p>"
+                if same else "")
+        out.append(f"<h3>{esc(name)}</h3>" + note + table_html(d, _headers(d)))
     out.append(image_html(page.plots.get("calibration"), "calibration"))
     return "\n".join(out)
 
@@ -391,6 +463,8 @@ def render_html(page: Page) -> str:
     status = j["verdict_status"].fillna("error").astype(str) if n and "verdict_status" in j.columns \
         else pd.Series(dtype=str)
     head = [f"<h1>{esc(title)}</h1>"]
+    head += [f'<div class="failures" role="alert"><p><strong>Not sealed:</strong> {esc(w)}</p></div>'
+             for w in page.warnings]
     if page.simulated:
         head.append(f'<div class="sim">{SIM_BANNER}: these numbers come from the built-in '
                     "simulated models, not from real LLMs.</div>")

@@ -1,7 +1,7 @@
 """Open consultancy and open debate: does the judge follow the agent, and is it fooled?
 
 In the open protocols the agent argues for the answer it chose itself (`agent_choice`,
-its own QA answer). Three numbers tell the story (PAPER "Findings"):
+its own QA answer). Three numbers tell the story (docs/METHOD.md, "Statistics"):
 
 - `win_rate`: how often the judge sides with the agent's choice;
 - `accuracy_agent_correct` / `accuracy_agent_wrong`: judge accuracy on rows where the
@@ -9,7 +9,7 @@ its own QA answer). Three numbers tell the story (PAPER "Findings"):
   a wrong agent; open debate should do better than open consultancy there);
 - `agent_correct_rate`: how often the agent chose the correct answer.
 
-Every rate averages an item's rows first, like `summary_table`, with the same 95% normal CI
+Every rate averages an item's rows first, like `summary_table`, with the same 95% Wilson CI
 over items (none from fewer than two items). Rows without a recorded agent choice count
 toward `accuracy` but not toward the splits or the win rate. Failed episodes are left out
 and counted in `n_errors`, unless `errors="wrong"`.

@@ -26,11 +26,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from oversight.score.frame import elo_scale_value, group_rank, is_cross_play, judge_order, protocol_rank, show_value
+from oversight.score.frame import (
+    FEW_ITEMS,
+    elo_scale_value,
+    few_items,
+    group_rank,
+    is_cross_play,
+    judge_order,
+    protocol_rank,
+    show_value,
+)
 from oversight.store.safe_io import write_with
 
 SIM_LABEL = "SIMULATED (sim models)"
+FEW_LABEL = f"< {FEW_ITEMS} items (n on bar)"
 DPI = 110
 
 # One colour per protocol, the same in every figure.
@@ -101,6 +112,20 @@ def _judge_ticks(ax: Axes, x: np.ndarray, judges: list[str]) -> None:
     ax.set_xticks(x, judges, rotation=25 if rotate else 0, ha="right" if rotate else "center", fontsize=9)
 
 
+def _mark_few(ax: Axes, bars: Any, xs: np.ndarray, n_items: np.ndarray) -> bool:
+    """A bar resting on fewer than FEW_ITEMS items is drawn pale and hatched, with its item
+    count on it, so it does not read like one on many items. True if any bar was."""
+    marked = False
+    for bar, x, n in zip(bars, xs, n_items, strict=True):
+        if not few_items(n if not np.isnan(n) else None):
+            continue
+        bar.set_alpha(0.45)
+        bar.set_hatch("xx")
+        ax.text(x, 0.02, f"n={int(n)}", ha="center", va="bottom", fontsize=8, rotation=90, color="#222")
+        marked = True
+    return marked
+
+
 def _bar_panel_width(n_judges: int, n_bars: int) -> float:
     return max(3.4, 0.9 + n_judges * (0.3 * n_bars + 0.35))
 
@@ -129,6 +154,7 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
     fig = Figure(figsize=(max(6.5, sum(widths) + 0.8), 4.6), layout="constrained")
     axes = fig.subplots(1, len(groups), squeeze=False, sharey=True, width_ratios=widths)[0]
     handles: dict[str, Any] = {}
+    few = False
     for ax, group in zip(axes, groups, strict=True):
         g = s[s["group"].astype(str).eq(group)]
         js = [j for j in order if j in set(g["judge"].astype(str))]
@@ -137,11 +163,13 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
         width = 0.8 / max(len(cs), 1)
         for k, cond in enumerate(cs):
             d = g[g["condition"].astype(str).eq(cond)].set_index("judge").reindex(js)
-            bars = ax.bar(x + (k - (len(cs) - 1) / 2) * width, d["accuracy"].to_numpy(dtype=float), width * 0.95,
+            xs = x + (k - (len(cs) - 1) / 2) * width
+            bars = ax.bar(xs, d["accuracy"].to_numpy(dtype=float), width * 0.95,
                           yerr=_yerr(d, "accuracy", "ci_low", "ci_high"), capsize=2,
                           color=colours[cond], edgecolor="white", linewidth=0.5,
                           error_kw={"elinewidth": 0.9, "ecolor": "#222"})
-            handles.setdefault(cond, bars)
+            handles.setdefault(cond, Patch(facecolor=colours[cond], edgecolor="white"))  # unaffected by pale bars
+            few |= _mark_few(ax, bars, xs, d["n_items"].to_numpy(dtype=float))
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         _judge_ticks(ax, x, js)
         ax.set_ylim(0, 1.05)
@@ -150,7 +178,9 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
         ax.set_title(f"{group} ({items} items)", fontsize=10)
         ax.set_xlabel("judge (weaker → stronger, as the spec lists them)", fontsize=8)
         ax.tick_params(axis="y", labelsize=9)
-    axes[0].set_ylabel("judge accuracy (95% CI over items)", fontsize=9)
+    axes[0].set_ylabel("judge accuracy (95% Wilson CI over items)", fontsize=9)
+    if few:
+        handles[FEW_LABEL] = Patch(facecolor="#999999", alpha=0.45, hatch="xx", edgecolor="white")
     _legend(fig, handles, ncol=6)
     fig.suptitle(_title("Judge accuracy by protocol", simulated), fontsize=11)
     return _save(fig, path)
@@ -230,6 +260,13 @@ def _pooled(elo: pd.DataFrame) -> pd.DataFrame:
     return elo[elo["group"].astype(str).eq("all")] if "group" in elo.columns else elo
 
 
+def debater_colours(elo: pd.DataFrame) -> dict[str, str]:
+    """One colour per debater, by its place in the spec's order (the Elo table's row
+    order), so a debater has the same colour in every Elo figure."""
+    players = list(dict.fromkeys(elo["player"].astype(str))) if len(elo) else []
+    return {p: EXTRA_COLOURS[i % len(EXTRA_COLOURS)] for i, p in enumerate(players)}
+
+
 def plot_elo(elo: pd.DataFrame, path: Path, simulated: bool = False) -> Path | None:
     """Elo per debater with 95% bootstrap CIs: aggregate, and arguing correct / incorrect."""
     if elo is None or len(elo) == 0 or elo["elo"].notna().sum() == 0:
@@ -239,24 +276,29 @@ def plot_elo(elo: pd.DataFrame, path: Path, simulated: bool = False) -> Path | N
     n_players = max(len(_select(elo, k)["player"].unique()) for k in keys)
     fig = Figure(figsize=(7.5, 0.9 + (0.55 * n_players + 0.9) * len(keys)), layout="constrained")
     axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
-    styles = {"aggregate": ("o", 0.0, "#222222", "aggregate"),
-              "correct": ("^", 0.22, "#2a8a2a", "arguing the correct answer"),
-              "incorrect": ("v", -0.22, "#b00020", "arguing the incorrect answer")}
+    # A colour per debater (the same in accuracy_vs_elo.png), a marker per rating kind.
+    colours = debater_colours(elo)
+    styles = {"aggregate": ("o", 0.0, "aggregate"),
+              "correct": ("^", 0.22, "arguing the correct answer"),
+              "incorrect": ("v", -0.22, "arguing the incorrect answer")}
     handles: dict[str, Any] = {}
     for ax, key in zip(axes, keys, strict=True):
         block = _select(elo, key)
-        agg = block[block["kind"].eq("aggregate")].sort_values("elo")
-        players = agg["player"].astype(str).tolist() or sorted(block["player"].astype(str).unique())
+        # the table's order is the spec's (weak to strong): drawn bottom to top
+        players = list(dict.fromkeys(block["player"].astype(str)))
         y = {p: i for i, p in enumerate(players)}
-        for kind, (marker, dy, colour, label) in styles.items():
-            d = block[block["kind"].eq(kind) & block["player"].astype(str).isin(y)]
-            if len(d) == 0:
-                continue
-            ys = np.array([y[p] for p in d["player"].astype(str)]) + dy
-            h = ax.errorbar(d["elo"].to_numpy(dtype=float), ys, xerr=_yerr(d, "elo", "ci_low", "ci_high"),
-                            fmt=marker, color=colour, capsize=3, ms=6, lw=1)
-            handles.setdefault(label, h)
+        for kind, (marker, dy, label) in styles.items():
+            for player in players:
+                d = block[block["kind"].eq(kind) & block["player"].astype(str).eq(player)]
+                if len(d) == 0:
+                    continue
+                h = ax.errorbar(d["elo"].to_numpy(dtype=float), np.array([y[player] + dy]),
+                                xerr=_yerr(d, "elo", "ci_low", "ci_high"), fmt=marker, color=colours[player],
+                                mfc=colours[player] if kind == "aggregate" else "white", capsize=3, ms=6, lw=1)
+                handles.setdefault(label, h)
         ax.set_yticks(range(len(players)), players, fontsize=9)
+        for tick, player in zip(ax.get_yticklabels(), players, strict=True):
+            tick.set_color(colours[player])
         ax.set_ylim(-0.6, len(players) - 0.4)
         ax.axvline(0, color="grey", lw=0.8, ls=":")
         ax.set_xlabel(f"Elo, scale s = {elo_scale_value(block)} (95% bootstrap CI)", fontsize=9)
@@ -281,10 +323,9 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
     if slopes is not None and len(slopes):
         slopes = _pooled(slopes)
     keys = _tournament_keys(agg)
-    players = sorted(agg["player"].astype(str).unique(),
-                     key=lambda p: float(agg[agg["player"].astype(str).eq(p)]["elo"].mean()))
+    colours = debater_colours(elo)
     markers = ["o", "s", "D", "^", "v", "P", "X", "h"]
-    style = {p: (markers[i % len(markers)], EXTRA_COLOURS[i % len(EXTRA_COLOURS)]) for i, p in enumerate(players)}
+    style = {p: (markers[i % len(markers)], colours[p]) for i, p in enumerate(colours)}
     fig = Figure(figsize=(max(6.0, 5.2 * len(keys)), 5.0), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False, sharey=True)[0]
     handles: dict[str, Any] = {}
@@ -305,8 +346,8 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
                 r = s.iloc[0]
                 xs = np.linspace(d["elo"].min(), d["elo"].max(), 20)
                 ax.plot(xs, r["intercept"] + r["slope_per_100"] / 100 * xs, "--", lw=1, color="grey")
-                ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-                title += f"\nslope {r['slope_per_100']:+.3f} per 100 Elo{ci}"
+                ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low'] * 100:+.1f}, {r['ci_high'] * 100:+.1f}]"
+                title += f"\nslope {r['slope_per_100'] * 100:+.1f} accuracy points per 100 Elo{ci}"
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(f"aggregate Elo, scale s = {elo_scale_value(d)} (95% bootstrap CI)", fontsize=9)
         ax.set_ylim(0, 1.05)
@@ -318,8 +359,9 @@ def plot_accuracy_vs_elo(elo: pd.DataFrame, slopes: pd.DataFrame | None, path: P
     return _save(fig, path)
 
 
-def plot_calibration(rel: pd.DataFrame, path: Path, simulated: bool = False) -> Path | None:
-    """Reliability diagram: judge accuracy against stated confidence, per protocol × judge."""
+def plot_calibration(rel: pd.DataFrame, path: Path, simulated: bool = False, note: str = "") -> Path | None:
+    """Reliability diagram: judge accuracy against stated confidence, per protocol × judge;
+    `note` says what the points are when it is not obvious (people's verdicts)."""
     if rel is None or len(rel) == 0:
         return None
     fig = Figure(figsize=(6.0, 5.6), layout="constrained")
@@ -335,5 +377,5 @@ def plot_calibration(rel: pd.DataFrame, path: Path, simulated: bool = False) -> 
     ax.set_ylim(0, 1.05)
     ax.tick_params(labelsize=9)
     _legend(fig, handles, fontsize=8, ncol=3)
-    fig.suptitle(_title("Calibration", simulated), fontsize=11)
+    fig.suptitle(_title("Calibration" + (f" — {note}" if note else ""), simulated), fontsize=11)
     return _save(fig, path)

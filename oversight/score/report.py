@@ -40,8 +40,12 @@ from oversight.score.build import (
 )
 from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
 from oversight.score.frame import (
+    ELO_UNSTABLE_NOTE,
+    FEW_ITEMS,
     apply_reading,
     elo_scale_text,
+    elo_unstable,
+    few_items,
     group_rank,
     is_agent_qa,
     judge_order,
@@ -50,6 +54,8 @@ from oversight.score.frame import (
 
 SIM_BANNER = "SIMULATED (sim models)"
 WIDTH = 100  # terminal summary: columns
+FEW_MARK = "†"
+FEW_NOTE = f"{FEW_MARK} fewer than {FEW_ITEMS} items"
 MAX_LINES = 50  # terminal summary: lines
 VERBATIM = "\x00"  # marks a summary line that is a command: never cut or wrapped, so it works as printed
 
@@ -119,7 +125,7 @@ def accuracy_lines(summary: pd.DataFrame, judges: Sequence[str], errors: str, wi
     order = judge_order(s, judges)
     cells: dict[tuple[str, str, str], str] = {}
     for r in s.itertuples(index=False):
-        cell = acc_cell(r.accuracy, r.ci_low, r.ci_high, compact)
+        cell = acc_cell(r.accuracy, r.ci_low, r.ci_high, compact) + (FEW_MARK if few_items(r.n_items) else "")
         if r.n_errors:
             cell += f" {r.n_errors}err" if compact else f" ({r.n_errors} err)"
         cells[(str(r.group), str(r.condition), str(r.judge))] = cell
@@ -130,7 +136,8 @@ def accuracy_lines(summary: pd.DataFrame, judges: Sequence[str], errors: str, wi
     label_w = 2 + min(cut, max(len(str(c)) for c in s["condition"].astype(str).unique()))
     how = "left out" if errors == "exclude" else "scored wrong"
     unit = "%, " if compact else ""
-    lines = [f"Judge accuracy by task group ({unit}[95% normal CI over items]; err: failed episodes, {how})"]
+    lines = [f"Judge accuracy by task group ({unit}[95% Wilson CI over items]; {FEW_NOTE}; "
+             f"err: failed episodes, {how})"]
     for chunk in _judge_chunks(order, cell_w, label_w, width):
         rows: list[list[str]] = [["", *[_cut(j, cell_w, keep_end=True) for j in chunk]]]
         for g in groups:
@@ -181,9 +188,11 @@ def headline_lines(headline: pd.DataFrame, judges: Sequence[str], n_resamples: i
                     bottom.append("")
                 elif compact:
                     ci = "—" if pd.isna(r.ci_low) else f"{r.ci_low * 100:+.0f},{r.ci_high * 100:+.0f}"
-                    top.append(f"{_num(r.diff * 100, '{:+.0f}')} [{ci}] {_p_text(r.p_value, True)}")
+                    few = FEW_MARK if few_items(r.n_items) else ""
+                    top.append(f"{_num(r.diff * 100, '{:+.0f}')}{few} [{ci}] {_p_text(r.p_value, True)}")
                 else:
-                    top.append(f"{_num(r.diff, '{:+.2f}')} {_p_text(r.p_value, False)}")
+                    few = FEW_MARK if few_items(r.n_items) else ""
+                    top.append(f"{_num(r.diff, '{:+.2f}')}{few} {_p_text(r.p_value, False)}")
                     bottom.append("[—]" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
             rows += [top] if compact else [top, bottom]
     # judge names get what the comparison columns leave
@@ -192,10 +201,10 @@ def headline_lines(headline: pd.DataFrame, judges: Sequence[str], n_resamples: i
     for r in rows:
         if len(r) > 1 and r[0]:
             r[0] = "  " + _cut(r[0].strip(), label, keep_end=True)
-    what = ("a − b in accuracy points [95% CI normal over paired items] p" if compact else
-            "accuracy a − b, p; below: [95% CI normal over paired items]")
+    what = ("a − b in accuracy points [95% CI inverting the test] p" if compact else
+            "accuracy a − b, p; below: [95% CI inverting the test: the shifts it does not reject]")
     return [f"Headline: the paper's comparisons: {what}; paired permutation test, {n_resamples:,} resamples; "
-            "* p < 0.05", *_grid(rows)]
+            f"* p < 0.05; {FEW_NOTE}", *_grid(rows)]
 
 
 def agent_qa_lines(agent_qa: pd.DataFrame, compact: bool = False) -> list[str]:
@@ -234,16 +243,36 @@ def _elo_cell(r: pd.Series) -> str:
     if pd.isna(r["elo"]):
         return "—"
     ci = "" if pd.isna(r["ci_low"]) or pd.isna(r["ci_high"]) else f" [{r['ci_low']:+.0f},{r['ci_high']:+.0f}]"
-    return f"{r['elo']:+.0f}{ci}"
+    return f"{r['elo']:+.0f}{ci}" + (" ⚠" if elo_unstable(r["ci_low"], r["ci_high"]) else "")
+
+
+def slope_lines(slopes: pd.DataFrame) -> list[str]:
+    """The Elo tournament's headline: how much judge accuracy rises per 100 Elo of the
+    debaters, per judge (pooled over task groups)."""
+    if slopes is None or len(slopes) == 0:
+        return []
+    s = slopes[slopes["group"].astype(str).eq("all")] if "group" in slopes.columns else slopes
+    s = s[s["slope_per_100"].notna()]
+    if len(s) == 0:
+        return []
+    lines = ["Headline (Elo tournament): judge accuracy on self-play debates against debater Elo, "
+             "slope in accuracy points per 100 Elo [95% bootstrap CI]"]
+    for r in s.itertuples(index=False):
+        ci = "" if pd.isna(r.ci_low) else f" [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
+        lines.append(f"  judge {r.judge}: {r.slope_per_100 * 100:+.1f} points per 100 Elo{ci} "
+                     f"over {int(r.n_players)} debaters")
+    return lines
 
 
 def elo_lines(elo: pd.DataFrame, limit: int = 8) -> list[str]:
     if elo is None or len(elo) == 0 or elo["elo"].notna().sum() == 0:
         return []
     e = elo[elo["group"].astype(str).eq("all")] if "group" in elo.columns else elo
-    lines = [f"Debater Elo from cross-play games ({elo_scale_text(elo)}; 95% bootstrap CI), by judge"]
+    lines = [f"Debater Elo from cross-play games ({elo_scale_text(elo)}; 95% bootstrap CI), by judge; "
+             "debaters in the spec's order"]
+    flagged = False
     for judge, block in e.groupby("judge", sort=False):
-        agg = block[block["kind"].eq("aggregate")].sort_values("elo", ascending=False)
+        agg = block[block["kind"].eq("aggregate")]  # the table's order: the spec's
         rows = [[f"  judge {judge}", "aggregate", "arguing correct", "arguing incorrect"]]
         for r in agg.head(limit).itertuples(index=False):
             cell = {}
@@ -251,8 +280,9 @@ def elo_lines(elo: pd.DataFrame, limit: int = 8) -> list[str]:
                 k = block[block["kind"].eq(kind) & block["player"].astype(str).eq(str(r.player))]
                 cell[kind] = "—" if len(k) == 0 else _elo_cell(k.iloc[0])
             rows.append(["    " + _cut(str(r.player), 24), cell["aggregate"], cell["correct"], cell["incorrect"]])
+            flagged |= any("⚠" in c for c in cell.values())
         lines += _grid(rows)
-    return lines
+    return lines + ([f"  {ELO_UNSTABLE_NOTE}"] if flagged else [])
 
 
 def collapse_notes(notes: Sequence[str]) -> list[str]:
@@ -332,8 +362,13 @@ def summary_text(
         if compact:
             out["notes"] = [f"{len(notes)} note(s): see manifest.json"] if len(out["notes"]) > 1 else out["notes"]
             out["elo"] = ["Debater Elo: see report.html and elo.parquet"] if out["elo"] else []
+        slope = slope_lines(tables.get("elo_slope", pd.DataFrame()))
         if n == 0:
             out["headline"] = ["No judged instances: nothing to score."]
+        elif not out["headline"] and slope:
+            out["headline"] = slope
+        elif out["headline"] and slope:
+            out["elo"] = [*slope, *out["elo"]]
         elif not out["headline"] and not out["elo"]:
             cross = bool((j["agent_b"].notna() & j["agent"].notna()
                           & (j["agent_b"].astype(object) != j["agent"].astype(object))).any())

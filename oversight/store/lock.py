@@ -21,6 +21,25 @@ except ImportError:  # pragma: no cover - Windows has no flock
 LOCK = ".lock"
 
 
+def holder(run_dir: Path) -> str | None:
+    """The PID of the process that holds the run's lock now (a run, a resume, judge-ui),
+    or None when nobody does. Looks without taking the lock, so a reader never blocks it."""
+    path = run_dir / LOCK
+    if fcntl is None or not path.exists():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # drops the shared lock if it was taken
+    return None
+
+
 class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK

@@ -24,7 +24,7 @@ import pandas as pd
 from oversight.errors import OversightError
 from oversight.store.safe_io import write_with
 
-# judgments.parquet: the stable, documented columns (DESIGN §6), then extras.
+# judgments.parquet: the stable, documented columns (README, Results), then extras.
 JUDGMENT_COLUMNS: dict[str, str] = {
     "run_id": "string",
     "task": "string",

@@ -26,7 +26,7 @@ def test_a_bundled_spec_runs_by_name_from_an_empty_folder_and_writes_here(tmp_pa
     tmp_path.mkdir()
     p = cli(["run", "quickstart", "--set", "limit=2"], tmp_path)
     assert p.returncode == 0, p.stderr
-    runs = list((tmp_path / "runs" / "quickstart").iterdir())
+    runs = [d for d in (tmp_path / "runs" / "quickstart").iterdir() if not d.is_symlink()]  # not runs/NAME/latest
     assert len(runs) == 1 and (runs[0] / "judgments.parquet").exists()
     assert sorted(x.name for x in tmp_path.iterdir()) == ["runs"]  # nothing else left behind
     j = pd.read_parquet(runs[0] / "judgments.parquet")
@@ -79,7 +79,7 @@ def test_local_tasks_protocols_and_specs_each_on_their_own(tmp_path: Path) -> No
 
     p = cli(["run", "mine"], tmp_path)
     assert p.returncode == 0, p.stderr
-    (run_dir,) = (tmp_path / "runs" / "mine").iterdir()
+    (run_dir,) = (d for d in (tmp_path / "runs" / "mine").iterdir() if not d.is_symlink())
     j = pd.read_parquet(run_dir / "judgments.parquet")
     assert set(j["task"]) == {"mine", "boolq"} and set(j["variant"]) == {"qa", "debate_2r"}
     assert set(j.loc[j["variant"] == "debate_2r", "rounds"]) == {2}

@@ -109,3 +109,44 @@ def test_without_inspect_installed_the_export_says_how_to_get_it(
 def test_a_missing_run_directory_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "inspect", str(tmp_path / "nope")]) == 2
     assert "Run directory not found" in capsys.readouterr().err
+
+
+def test_inspect_views_own_listing_shows_every_judges_log(run_dir: Path, tmp_path: Path) -> None:
+    """`inspect view` lists logs through its /api/logs endpoint and hides all but one log per
+    (folder, task_id) as "retried" (its computeLogsWithRetried); every exported log,
+    the second judge's and the agent's QA included, must be a group of its own."""
+    import json
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    out = tmp_path / "logs"
+    assert cli(["export", "inspect", str(run_dir), "--out", str(out)], tmp_path).returncode == 0
+    files = sorted(out.glob("*.eval"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    view = subprocess.Popen([str(Path(sys.executable).parent / "inspect"), "view", "--log-dir", str(out),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        listing = None
+        for _ in range(600):  # bounded wait for the server to come up; not a timing assertion
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/logs", timeout=5) as r:
+                    listing = json.loads(r.read())
+                break
+            except OSError:
+                assert view.poll() is None, "inspect view exited"
+                time.sleep(0.1)
+        assert listing is not None
+    finally:
+        view.terminate()
+        view.wait(timeout=30)
+    entries = listing["files"]
+    assert len(entries) == len(files) == 2 * 4 * 2 + 2
+    groups = {(e["name"].rsplit("/", 1)[0], e["task_id"]) for e in entries}
+    assert len(groups) == len(entries), "inspect view would hide some logs as retries"
+    judges = {(e["task"], e["name"].rsplit("_", 1)[-1]) for e in entries if e["task"] == "boolq/debate"}
+    assert len(judges) == 2  # both judges' debate logs are listed

@@ -84,3 +84,32 @@ def test_the_api_is_visible_to_dir_and_tab_completion() -> None:
         assert name in names, name
     assert set(oversight.__all__) == set(oversight._LAZY) and set(oversight.__all__) <= set(names)
     assert callable(oversight.summary_table) and callable(oversight.run_async)
+
+
+def test_a_notebook_in_a_subfolder_finds_the_projects_judges_or_says_where_it_looked(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    (project / "judges").mkdir(parents=True)
+    (project / "judges" / "my-judge.yaml").write_text("provider: sim\nmodel: weak\n")
+    (project / "notebooks").mkdir()
+    cell = ("import oversight\n"
+            "spec = {'name': 'nb', 'tasks': ['boolq'], 'limit': 2, 'agent': 'sim/strong', 'judges': [JUDGE],"
+            " 'protocols': ['qa']}\n"
+            "try:\n"
+            "    print('calls', oversight.run(spec, dry_run=True).calls)\n"
+            "except oversight.OversightError as e:\n"
+            "    print('error', e)\n")
+
+    def run_cell(judge: str) -> str:  # a kernel runs in the notebook's own folder
+        p = subprocess.run([sys.executable, "-c", cell.replace("JUDGE", repr(judge))], cwd=project / "notebooks",
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    assert run_cell("my-judge").startswith("calls ")
+    err = run_cell("their-judge")
+    assert err.startswith("error Unknown model 'their-judge'")
+    assert f"Looked in: {project / 'notebooks' / 'judges'}; {project / 'judges'}" in err
+    assert "oversight.include(PATH)" in err

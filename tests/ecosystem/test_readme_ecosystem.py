@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
 import re
+import socket
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +44,27 @@ def write_card(folder: Path, text: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def listening(port: int) -> Iterator[None]:
+    """Something answering on 127.0.0.1:port, as the server the card names would
+    (`validate` checks that local servers answer); a port already taken is answered."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError:
+        pass  # taken: something listens there already
+    try:
+        yield
+    finally:
+        sock.close()
+
+
 def test_the_local_server_card_works_as_printed_with_no_key(tmp_path: Path) -> None:
     text = block("# judges/my-local-judge.yaml", "yaml")
     write_card(tmp_path, text)
-    p = cli(["validate", "quickstart", "--set", "judges=[my-local-judge]"], tmp_path)
+    with listening(8000):
+        p = cli(["validate", "quickstart", "--set", "judges=[my-local-judge]"], tmp_path)
     assert p.returncode == 0, p.stderr
     card = resolve_model(yaml.safe_load(text))
     assert card.base_url == "http://127.0.0.1:8000/v1" and card.api_key() is None
@@ -60,7 +80,8 @@ def test_the_judge_card_template_needs_a_key_only_for_the_hosted_endpoint(tmp_pa
     assert url
     local = text.replace("base_url: null", f"base_url: {url.group(1)}", 1)
     write_card(tmp_path, local)
-    p = cli(["validate", "quickstart", "--set", "judges=[my-judge]"], tmp_path)
+    with listening(int(re.search(r":(\d+)/", url.group(1)).group(1))):  # type: ignore[union-attr]
+        p = cli(["validate", "quickstart", "--set", "judges=[my-judge]"], tmp_path)
     assert p.returncode == 0, p.stderr
 
 

@@ -67,7 +67,6 @@ def test_a_person_judges_qa_debate_and_consultancy_in_chromium(
     browser, run_dir: Path, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -91,15 +90,13 @@ def test_a_person_judges_qa_debate_and_consultancy_in_chromium(
                 _submit_and_wait(browser, "ask-button")
                 questions += 1
                 continue
-            # The verdict: answer 2 on odd episodes, 1 on even; confidence moved with the keyboard.
+            # The verdict: answer 2 on odd episodes, 1 on even; confidence starts unset (no anchor).
             n = sum(done.values())
             browser.find_element(By.ID, f"answer-{1 + n % 2}").click()
-            slider = browser.find_element(By.ID, "confidence")
-            slider.click()  # the middle of the track: the value the click lands on does not matter
-            slider.send_keys(Keys.END)  # 100
-            slider.send_keys(*([Keys.LEFT] * (10 + n)))
-            expected = 90 - n
-            assert browser.find_element(By.ID, "confidence-out").text == f"{expected}%"  # the page's script runs
+            levels = browser.find_elements(By.CSS_SELECTOR, "input[name=confidence]")
+            assert len(levels) == 6 and not any(x.is_selected() for x in levels)
+            expected = (60, 70, 80, 90, 100)[n % 5]
+            browser.find_element(By.ID, f"confidence-{expected}").click()
             browser.find_element(By.ID, "note").send_keys(f"episode {n + 1}: <i>not markup</i>")
             _submit_and_wait(browser, "submit-verdict")
             done[kind] = done.get(kind, 0) + 1
@@ -121,7 +118,7 @@ def test_a_person_judges_qa_debate_and_consultancy_in_chromium(
     assert len(rows) == sum(done.values()) and set(rows["judge"]) == {"human/lena"}
     assert sorted(round(p * 100) for p in rows["p_correct"].where(rows["judge_answer"] == rows["correct_answer"],
                                                                   1 - rows["p_correct"])) == \
-        sorted(90 - n for n in range(len(rows)))
+        sorted((60, 70, 80, 90, 100)[n % 5] for n in range(len(rows)))
     assert rows["judge_raw"].str.contains("<i>not markup</i>", regex=False).all()
 
     capsys.readouterr()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import socket
 from pathlib import Path
 
 import pytest
 
+import oversight
 from oversight.cli import main
 from oversight.dialogue.transcript import Turn
 from oversight.humanui import pages
@@ -88,3 +90,103 @@ def test_cli_errors_are_one_paragraph(tmp_path: Path, run_dir: Path, capsys: pyt
     assert "cannot listen" in capsys.readouterr().err
     assert main(["judge-ui", str(run_dir), "--seal"]) == 0
     assert "0 human verdict(s)" in capsys.readouterr().out
+
+
+def test_code_answers_are_shown_as_code_over_http(tmp_path: Path) -> None:
+    import html
+
+    from tests.humanui.helpers import HttpJudge, make_run, start_server
+
+    run_dir = make_run(tmp_path, tasks=["gsm8kqa"], protocols=["qa", "debate"])
+    items = oversight.load(run_dir).items
+    programs = {p.strip("\n") for p in [*items["answer_0"], *items["answer_1"]]}
+    assert all("\n" in p for p in programs)
+    server, _ = start_server(run_dir, record=False)
+    try:
+        judge = HttpJudge(server, "Ann")
+        seen = 0
+        while judge.step() in ("verdict", "question"):
+            shown = {html.unescape(c) for c in re.findall(r'<code class="answer">(.*?)</code>', judge.page, re.S)}
+            # both answers in the list and beside the two verdict buttons, lines and indents kept
+            assert len(shown) == 2 and shown <= programs, shown
+            assert judge.page.count('<code class="answer">') == 4
+            seen += 1
+            judge.finish_episode()
+        assert seen >= 2
+    finally:
+        server.stop()
+
+
+def test_the_confidence_starts_unset_and_a_verdict_needs_one(run_dir: Path) -> None:
+    from tests.humanui.helpers import HttpJudge, field, start_server
+
+    server, _ = start_server(run_dir, record=False)
+    try:
+        judge = HttpJudge(server, "Ann")
+        while judge.step() == "question":
+            judge.ask("Which passage settles it?")
+        page = judge.page
+        levels = re.findall(r'<input type="radio" name="confidence"[^>]*>', page)
+        assert len(levels) == 6 and not any("checked" in x for x in levels)
+        assert 'type="range"' not in page and "75%" not in page  # no default to anchor on
+        refused = judge.client.post("/verdict", data={"csrf": field(page, "csrf"), "nonce": field(page, "nonce"),
+                                                      "answer": "1", "confidence": ""})
+        assert refused.status_code == 400 and "Choose how sure you are" in refused.text
+    finally:
+        server.stop()
+
+
+def test_a_report_made_while_judge_ui_runs_says_verdicts_are_not_sealed(run_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.humanui.helpers import start_server
+
+    def report() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "oversight", "report", str(run_dir), "--resamples", "50",
+                               "--out", str(tmp_path / "rep")], capture_output=True, text=True, timeout=600)
+
+    server, _ = start_server(run_dir, record=False)
+    try:
+        during = report()
+    finally:
+        server.stop()
+    assert during.returncode == 0, during.stderr
+    assert "warning:" in during.stderr and "not sealed into judgments.parquet yet" in during.stderr
+    assert "Not sealed:" in (tmp_path / "rep" / "report.html").read_text()
+    after = report()
+    assert after.returncode == 0 and "not sealed" not in after.stderr
+    assert "Not sealed:" not in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_the_calibration_of_human_judges_is_not_labelled_simulated(run_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from oversight.score import plots
+    from oversight.score.build import build_report
+    from tests.humanui.helpers import HttpJudge, start_server
+
+    server, _ = start_server(run_dir, record=False)
+    try:
+        judge = HttpJudge(server, "Ann")
+        for _ in range(4):
+            judge.finish_episode(answer=1)
+    finally:
+        server.stop()
+    titles: dict[str, str] = {}
+
+    def keep(fig, path):  # type: ignore[no-untyped-def]
+        titles[Path(path).name] = fig._suptitle.get_text() if fig._suptitle else ""
+        return Path(path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    rep = build_report([run_dir], tmp_path / "rep", n_resamples=50, elo_bootstrap=0)
+    rel = rep.tables["reliability"]
+    human = rel[rel["judge"].astype(str).str.startswith("human/")]
+    assert len(human) and rep.simulated  # the arguments came from sim models
+    machine = pd.DataFrame(rel[~rel.index.isin(human.index)])
+    assert len(machine) == 0  # sim judges give no probabilities here: only people's confidence is plotted
+    assert "SIMULATED" not in titles["calibration.png"]  # real data, though the arguments were simulated
+    assert "people's verdicts" in titles["calibration.png"] and "sim models" in titles["calibration.png"]
+    assert "SIMULATED" in titles["accuracy.png"]

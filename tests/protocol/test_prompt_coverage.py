@@ -1,4 +1,4 @@
-"""Every prompt covers what PAPER.md ("What each prompt covers") lists for its role, and
+"""Every prompt covers what docs/METHOD.md ("What each prompt covers") lists for its role, and
 states nothing the paper's prompts do not.
 
 Each role's real prompt is rendered through the real protocol code (debate with best-of-N,
@@ -176,7 +176,7 @@ REQUIRED: list[Row] = [
      r"\nCandidate a:\n.+\n\nCandidate b:\n.+\n\n[^\n]*\"Answer: x\"[^\n]*\(a, b\)\.?\s*$", ALL, ONE_MODE),
 ]
 
-# Claims the paper's prompts do not make (PAPER.md): anything about how often a consultant
+# Claims the paper's prompts do not make (docs/METHOD.md): anything about how often a consultant
 # (or a debater) argues for the wrong answer, that sides were handed out at random, and
 # advice to the debate judge about confidence.
 FORBIDDEN = [
@@ -185,7 +185,7 @@ FORBIDDEN = [
     ("weigh what they show rather than confidence", r"how confident|weigh what they show"),
 ]
 
-AGENT_ORDER = [  # the order PAPER.md gives for an agent's prompt
+AGENT_ORDER = [  # the order docs/METHOD.md gives for an agent's prompt
     "the judge decides",
     "goal: persuade the judge",
     "passage rules: tag quotes",

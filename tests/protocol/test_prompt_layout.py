@@ -13,7 +13,7 @@ prompts.parquet is checked, for every role:
     least the start of the transcript (and into it, once it has turns);
 and no role is shown an article it must not read.
 
-This is PAPER.md's own order for every prompt (role and rules, question and answers, the
+This is the reference experiment's order (docs/METHOD.md) for every prompt (role and rules, question and answers, the
 stance, the article, then the transcript, the output form and the round's steps): all that
 is stable already precedes the transcript. Putting the article first instead, so that
 Alice's, Bob's and the consultant's prompts of an item share it as one cached prefix, was

@@ -1,4 +1,4 @@
-"""The sim world reproduces the paper's qualitative orderings (DESIGN §9).
+"""The sim world reproduces the paper's qualitative orderings.
 
 N_ITEMS synthetic extractive items × both answer orders, sim/strong as the agent, sim/weak
 and sim/medium as judges; sim/weak debaters for the debater-strength comparison. Every

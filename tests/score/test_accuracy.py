@@ -1,8 +1,7 @@
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from oversight.score import agent_qa_table, item_scores, summary_table
 
@@ -38,11 +37,11 @@ def test_orders_averaged_first_ci_and_invalid_rate():
     )
     s = summary_table(j)
     r = only(s, level="task", task="t")
-    scores = np.array([0.5, 1.0, 0.5])
-    half = 1.96 * scores.std(ddof=1) / math.sqrt(3)
+    # 2 of 3 items' worth of correctness: scipy's Wilson interval for 2 successes in 3
+    wilson = stats.binomtest(2, 3).proportion_ci(0.95, method="wilson")
     assert r.accuracy == pytest.approx(2 / 3)
-    assert r.ci_low == pytest.approx(2 / 3 - half)
-    assert r.ci_high == pytest.approx(min(1.0, 2 / 3 + half))
+    assert r.ci_low == pytest.approx(wilson.low)
+    assert r.ci_high == pytest.approx(wilson.high)
     assert r.n_items == 3 and r.n_rows == 6
     assert r.invalid_rate == pytest.approx(1 / 6)
     assert r.error_rate == 0
@@ -87,10 +86,13 @@ def test_no_interval_from_fewer_than_two_items_and_clipping():
     j = pd.DataFrame(rows("t", "a", [(True, "ok"), (False, "ok")]))
     r = only(summary_table(j), level="task")
     assert r.accuracy == 0.5 and pd.isna(r.ci_low) and pd.isna(r.ci_high)
-    assert r.ci_method == "normal95_items"
+    assert r.ci_method == "wilson95_items"
+    # two perfect items: not a zero-width [1, 1] but Wilson's [0.34, 1]
     j = pd.DataFrame(rows("t", "a", [(True, "ok")] * 2) + rows("t", "b", [(True, "ok")] * 2))
     r = only(summary_table(j), level="task")
-    assert (r.ci_low, r.accuracy, r.ci_high) == (1.0, 1.0, 1.0)
+    wilson = stats.binomtest(2, 2).proportion_ci(0.95, method="wilson")
+    assert r.accuracy == 1.0 and r.ci_high == pytest.approx(1.0)
+    assert r.ci_low == pytest.approx(wilson.low) and 0.3 < r.ci_low < 0.4
 
 
 def test_the_agents_own_qa_is_its_own_table_not_a_judge():
@@ -118,8 +120,9 @@ def test_group_rows_pool_items_of_all_tasks_by_task_and_item():
     assert g.n_items == 3 and g.n_rows == 6
     scores = np.array([1.0, 0.5, 0.0])
     assert g.accuracy == pytest.approx(scores.mean())
-    half = 1.96 * scores.std(ddof=1) / math.sqrt(3)
-    assert g.ci_low == pytest.approx(max(0.0, 0.5 - half))
+    z = stats.norm.ppf(0.975)  # Wilson's interval for p = 0.5 from n = 3 items, by its formula
+    centre, half = (0.5 + z * z / 6) / (1 + z * z / 3), z / (1 + z * z / 3) * np.sqrt(0.25 / 3 + z * z / 36)
+    assert g.ci_low == pytest.approx(centre - half) and g.ci_high == pytest.approx(centre + half)
     assert only(s, level="group", group="closed").n_items == 1
     assert set(s[s.level == "task"].task) == {"t1", "t2", "m"}
     # Group rows come first, in the paper's group order.

@@ -53,11 +53,17 @@ def test_p_value_equals_direct_scipy_call():
     assert row.p_value == pytest.approx(direct.pvalue, abs=1e-12)
     assert row.n_items == 25
     d = a - b
-    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
     assert row["diff"] == pytest.approx(d.mean())
     assert row.acc_a == pytest.approx(a.mean()) and row.acc_b == pytest.approx(b.mean())
-    assert row.ci_low == pytest.approx(d.mean() - half)
-    assert row.ci_high == pytest.approx(d.mean() + half)
+    # The interval inverts the same test: scipy, with the same draws, does not reject a
+    # shift just inside either end and rejects one just outside.
+    def p_shift(delta):
+        return stats.permutation_test(
+            (a - delta, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+            permutation_type="samples", n_resamples=999, random_state=7, vectorized=True).pvalue
+    assert row.ci_low < row["diff"] < row.ci_high
+    for end, out in ((row.ci_low, -1e-6), (row.ci_high, 1e-6)):
+        assert p_shift(end - out) >= 0.05 and p_shift(end + out) < 0.05
     assert row.significant == (row.p_value < 0.05)
     g = table[table.level == "group"].iloc[0]
     assert g.p_value == row.p_value and pd.isna(g.task)
@@ -137,3 +143,19 @@ def test_failed_episodes_and_agent_qa_stay_out_of_comparisons():
     assert set(table.judge) == {"J"}
     kept = comparisons_table(j, n_resamples=99, errors="wrong")
     assert (table.acc_b != kept.acc_b).any() or (table.n_items != kept.n_items).any()
+
+
+def test_the_interval_agrees_with_its_p_value_and_behaves_at_small_n():
+    rng = np.random.default_rng(3)
+    for case in range(300):
+        n = int(rng.integers(2, 40))
+        a = rng.integers(0, 3, n) / 2  # item scores 0, 0.5, 1 (two orders)
+        b = np.clip(a - rng.integers(-1, 3, n) / 2 * rng.random(), 0, 1).round(1)
+        res = paired_permutation(a, b, n_resamples=500, seed=case)
+        inside = res["ci_low"] <= 0 <= res["ci_high"]
+        assert inside == (res["p_value"] >= 0.05), (a, b, res)
+        assert -1 <= res["ci_low"] <= res["diff"] <= res["ci_high"] <= 1
+    # 4 items: no swap pattern can give p < 0.05 (the smallest is 2/16), so no shift is
+    # rejected: the interval is the whole range, not a confident [+0.13, +0.62]
+    res = paired_permutation(np.array([1.0, 1.0, 0.5, 1.0]), np.array([0.5, 0.5, 0.5, 0.5]))
+    assert res["p_value"] == pytest.approx(0.25) and (res["ci_low"], res["ci_high"]) == (-1.0, 1.0)

@@ -1,3 +1,4 @@
+import html
 import json
 import re
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_html_sections_escaping_and_layout(report):
     for name in ("f-task", "f-protocol", "f-judge", "f-outcome", "f-q", "f-count"):
         assert f'id="{name}"' in page
     # The CI method is named in the tables' headers and in the page.
-    assert CI_HEADER in page and CI_DIFF_HEADER in page and CI_METHOD in page
+    assert CI_HEADER in page and CI_DIFF_HEADER in page and html.escape(CI_METHOD) in page
     assert "data:image/png;base64," in page
 
 
@@ -106,7 +107,7 @@ def test_summary_fits_a_screen_with_headline_failures_and_elo(report):
     fits(text)
     assert text.startswith("*** SIMULATED (sim models)")
     assert text.index("FAILURES") < text.index("Headline") < text.index("Judge accuracy by task group")
-    assert "95% normal CI over items" in text and "Debater Elo" in text and "report.html" in text
+    assert "95% Wilson CI over items" in text and "Debater Elo" in text and "report.html" in text
     assert "sim/a vs sim/b" not in text  # cross-play rows stay out of the accuracy table
     assert format_tables(report) == text
 
