@@ -220,7 +220,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from oversight.store.importer import import_transcripts
+    from oversight.engine.importer import import_transcripts
 
     result = import_transcripts(args.file, task=args.task, out=args.out, fmt=args.format)
     print(result.summary())
@@ -301,7 +301,22 @@ def cmd_report(args: argparse.Namespace) -> int:
                           n_resamples=args.resamples, max_transcripts=args.max_transcripts,
                           errors="wrong" if args.errors_as_wrong else "exclude")
     print(format_summary(result))
+    for d in dirs:
+        _report_rejudged(d, result.out_dir, args)
     return 0
+
+
+def _report_rejudged(run_dir: Path, out: Path, args: argparse.Namespace) -> None:
+    """A re-judged run: its new judges against the source run's, on the same transcripts."""
+    from oversight.score.rejudged import format_judge_comparison, judge_comparison_table, source_of
+    from oversight.store.tables import load
+
+    source = source_of(run_dir)
+    if source is None:
+        return
+    table = judge_comparison_table(load(run_dir).judgments, load(source).judgments, args.resamples, args.seed)
+    table.to_parquet(out / "judge_comparison.parquet", index=False)
+    print(format_judge_comparison(table, source))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -102,8 +102,9 @@ def import_transcripts(file: str | Path, task: str, out: str | Path, fmt: str | 
     spec_data: dict[str, Any] = {
         "name": task, "seed": 0, "tasks": [f"{TASK_DIR}/{task}.yaml"], "limit": None, "orders": "both",
         "protocols": protocols,
-        # A placeholder: the transcripts' agent is named, never called (no key, no server).
-        "agent": {"name": agent, "provider": "openai", "model": agent, "api_key_env": "OVERSIGHT_IMPORTED_NO_KEY"},
+        # A placeholder: the transcripts' agent is named, never called (`oversight judge` refuses
+        # agent calls on an imported run); the address is the discard port, where nothing listens.
+        "agent": {"name": agent, "provider": "openai", "model": agent, "base_url": "http://127.0.0.1:9/v1"},
         "judges": [], "debate": {"rounds": _rounds(records, "debate")},
         "consultancy": {"rounds": _rounds(records, "consultancy")},
         "description": f"imported from {path.name} ({fmt})",
@@ -125,7 +126,8 @@ def import_transcripts(file: str | Path, task: str, out: str | Path, fmt: str | 
             "correct_base": 0, "description": f"items of transcripts imported from {path.name}"}
     (run_dir / TASK_DIR / f"{task}.yaml").write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")
     (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    local = spec.model_copy(update={"tasks": [str(run_dir / TASK_DIR / f"{task}.yaml")]})
+    # Planning needs a judge; the placeholder agent stands in (nothing is planned or called).
+    local = spec.model_copy(update={"tasks": [str(run_dir / TASK_DIR / f"{task}.yaml")], "judges": [spec.agent]})
     prep = prepare(local, f"oversight import {path}", check_keys=False)
     identity = run_identity(prep, Templates())
     salt = identity_hash(identity)

@@ -198,15 +198,24 @@ def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int
     else:
         left_out = needs_agent
     if left_out:
-        by: dict[str, int] = {}
-        for ep in left_out:
-            by[ep.variant or ep.protocol] = by.get(ep.variant or ep.protocol, 0) + 1
-        what = ", ".join(f"{n} {v}" for v, n in sorted(by.items()))
-        notes.append(f"left out {len(left_out)} episode(s) whose transcript depends on the judge or is not in the "
-                     f"source run ({what}); they would need {agent_calls:,} agent call(s). Add "
-                     f"--allow-agent-calls to run them (open protocols derived from them need them too).")
+        dependent = [e for e in left_out if transcript_depends_on_judge(
+            e.protocol, prep.variant_options.get(e.variant, prep.options))]
+        missing = [e for e in left_out if e not in dependent]
+        parts = [f"{_count(dependent)} whose transcript depends on the judge" if dependent else "",
+                 f"{_count(missing)} whose transcript or agent answer the source run does not hold" if missing else ""]
+        fix = ("an imported run has no agent to call" if "imported" in source.manifest
+               else "add --allow-agent-calls to run them")
+        notes.append(f"left out {len(left_out)} episode(s): {'; '.join(p for p in parts if p)}. They would need "
+                     f"{agent_calls:,} agent call(s); {fix} (open protocols derived from them need them too).")
     prep.plan = Plan(keep, notes)
     return Rejudge(prep, identity, reused_t, reused_q, left_out, agent_calls, notes)
+
+
+def _count(episodes: list[Episode]) -> str:
+    by: dict[str, int] = {}
+    for ep in episodes:
+        by[ep.variant or ep.protocol] = by.get(ep.variant or ep.protocol, 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(by.items()))
 
 
 def _check_same_items(source: Source, identity: dict[str, Any], where: str) -> None:
