@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     jd.add_argument("--allow-agent-calls", action="store_true",
                     help="also run episodes whose transcript depends on the judge (consultancy, interactive "
                          "debate): new agent calls")
-    jd.add_argument("--resume", action="store_true", help="finish an interrupted re-judging, repeating no finished call")
+    jd.add_argument("--resume", action="store_true",
+                    help="finish an interrupted re-judging, repeating no finished call")
     jd.add_argument("--dry-run", action="store_true", help="print the plan and estimated cost; call nothing")
     jd.add_argument("--keep-errors", action="store_true", help="with --resume: keep episodes that ended in error")
     jd.add_argument("--cache", choices=["on", "off", "read", "write"], default="on", help="response cache, as for run")

@@ -151,7 +151,7 @@ def import_transcripts(file: str | Path, task: str, out: str | Path, fmt: str | 
         r["article_sha256"] = r["article_sha256"] or items[i.item_id]["article_sha256"]
         rows.append(r)
     _, _, collected = seal_run(run_dir, [prep.variants[n] for n in spec.protocols], rows)
-    by_protocol = dict(Counter(r.transcript.protocol for r in records))
+    by_protocol: dict[str, int] = dict(Counter(str(r.transcript.protocol) for r in records))
     write_json(run_dir / MANIFEST, {
         "run_id": run_id, "name": task, "oversight_version": oversight.__version__, "status": "complete",
         "started": started, "ended": dt.datetime.now(dt.UTC).isoformat(), "simulated": False,
@@ -190,7 +190,8 @@ def _journal_one(journal: Journal, rec: Imported, task: str, run_id: str, salt: 
         row = {
             "run_id": run_id, **base, "group": group, "judge": v.judge, "agent": agent,
             "agent_b": agent if debate else None, "order": order, "correct_answer": correct,
-            "judge_answer": v.answer if v.status == "ok" else None, "is_correct": v.status == "ok" and v.answer == correct,
+            "judge_answer": v.answer if v.status == "ok" else None,
+            "is_correct": v.status == "ok" and v.answer == correct,
             "verdict_status": v.status, "p_correct": v.p_correct, "assigned": assigned, "agent_choice": None,
             "rounds": rounds, "turn_style": spec.debate.turns if debate else None, "best_of": 1 if debate else None,
             "transcript_id": episode_tid, "judge_input_tokens": 0, "judge_output_tokens": 0,

@@ -42,7 +42,8 @@ def judge_comparison_table(new: pd.DataFrame, old: pd.DataFrame, n_resamples: in
     rows = []
     keys = ["task", "group", "item_id", "protocol", "variant"]
     for (proto, variant, jn, mn), x in a.groupby(_BY, sort=True):
-        for (jo, mo), y in b[(b.protocol == proto) & (b.variant == variant)].groupby(["judge", "judge_mode"], sort=True):
+        same = b[(b.protocol == proto) & (b.variant == variant)]
+        for (jo, mo), y in same.groupby(["judge", "judge_mode"], sort=True):
             if (jn, mn) == (jo, mo):
                 continue
             m = x.merge(y, on=keys, suffixes=("_new", "_old"))

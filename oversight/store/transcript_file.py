@@ -44,7 +44,8 @@ class _Strict(BaseModel):
 class ItemIn(_Strict):
     id: Name
     question: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
-    answers: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]], Field(min_length=2, max_length=2)]
+    answers: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]],
+                       Field(min_length=2, max_length=2)]
     correct: Literal[1, 2]  # which of `answers`, as listed, is correct
     article: Annotated[str, Field(max_length=MAX_ARTICLE)] | None = None
     article_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
@@ -220,12 +221,15 @@ def _khan_row(path: Path, n: int, rid: str, row: dict[str, str]) -> TranscriptIn
         raise _error(path, n, "column 'transcript' is not a JSON object.")
     for key, kind in (("question", str), ("answers", dict), ("swap", bool), ("rounds", list)):
         if not isinstance(t.get(key), kind):
-            raise _error(path, n, f"field 'transcript.{key}' is {'missing' if key not in t else 'not a ' + kind.__name__}.")
+            what = "missing" if key not in t else f"not a {kind.__name__}"
+            raise _error(path, n, f"field 'transcript.{key}' is {what}.")
     answers = t["answers"]
     if not all(isinstance(answers.get(k), str) and answers[k] for k in ("correct", "incorrect")):
         raise _error(path, n, "field 'transcript.answers' needs the texts 'correct' and 'incorrect'.")
     correct_pos = 2 if t["swap"] else 1  # swap false: the correct answer is listed first (A)
-    shown = [answers["correct"], answers["incorrect"]] if correct_pos == 1 else [answers["incorrect"], answers["correct"]]
+    shown = [answers["correct"], answers["incorrect"]]
+    if correct_pos == 2:
+        shown.reverse()
     side_of = {"correct": correct_pos, "incorrect": 3 - correct_pos}
     turns: list[dict[str, Any]] = []
     for r, rnd in enumerate(t["rounds"], 1):
