@@ -256,14 +256,19 @@ def dry_run(rj: Rejudge, source: Source) -> Any:
     return estimate(replace(rj.prep, plan=plan), journaled)
 
 
-def seed_journal(run_dir: Path, run_id: str, source: Source, rj: Rejudge) -> None:
+def seed_journal(run_dir: Path, run_id: str, source: Source, rj: Rejudge, stream: TextIO) -> None:
     """Journal the source run's reused transcripts and agent-QA rows into the new run, once
     (a resume finds them there already)."""
     have = collect(run_dir)
     known = set(have.transcripts)
     done = {r["episode_id"] for r in have.judgments}
+    if known >= set(rj.reused_transcripts) and done >= set(rj.reused_agent_qa):
+        return  # a resume: leave the journal (and any torn last line) to the run, which reports it
     prompts = source.collected.prompts
     journal = Journal(run_dir, set(have.prompts))
+    if journal.torn_bytes:
+        print(f"note: cut a torn final journal line ({journal.torn_bytes} bytes) left by an interrupted run; "
+              f"the work it described is done again.", file=stream, flush=True)
     try:
         for new_key, old_id in rj.reused_transcripts.items():
             if new_key in known:
@@ -333,5 +338,5 @@ def judge(
                            "left_out_agent_calls": rj.agent_calls if rj.left_out else 0}}
     return run_prepared(rj.prep, rj.identity, target, resume, command, stream=out_stream,
                         http_clients=http_clients, cache=cache, keep_errors=keep_errors,
-                        before_start=lambda run_id: seed_journal(target, run_id, source, rj),
+                        before_start=lambda run_id: seed_journal(target, run_id, source, rj, out_stream),
                         manifest_extra=link)

@@ -151,3 +151,33 @@ def test_bad_source_and_judge(runs: Path, tmp_path: Path) -> None:
     assert r.returncode == 2 and "is not a run directory" in r.stderr and "Traceback" not in r.stderr
     r = oversight("judge", "one", "--judges", "nosuch/model", "--dry-run", cwd=runs)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_killed_rejudging_resumes_without_repeating_a_call(runs: Path) -> None:
+    """What kill -9 leaves (a prefix of the journal, its last line torn) resumes to the same
+    rows as an uninterrupted re-judging, and makes only the calls that were not journaled."""
+    full = oversight("judge", "one", "--judges", "sim/medium", "--out", "whole", "--cache", "off", cwd=runs)
+    assert full.returncode == 0, full.stderr
+    cut = oversight("judge", "one", "--judges", "sim/medium", "--out", "cut", "--cache", "off", cwd=runs)
+    assert cut.returncode == 0, cut.stderr
+    journal = runs / "cut" / "journal.jsonl"
+    lines = journal.read_text(encoding="utf-8").splitlines(keepends=True)
+    seeded = sum(1 for x in lines if '"source_transcript_id"' in x or '"source_episode_id"' in x)
+    episodes = [x for x in lines[seeded:] if x.startswith('{"type":"episode"')]
+    keep = lines[: seeded + len(episodes) // 2]
+    journal.write_text("".join(keep) + lines[len(keep)][:50], encoding="utf-8")
+    for p in (runs / "cut").glob("*.parquet"):
+        p.unlink()
+    kept_calls = sum(len(json.loads(x).get("calls", [])) for x in keep[seeded:])
+    resumed = oversight("judge", "one", "--judges", "sim/medium", "--resume", "--out", "cut", "--cache", "off",
+                        cwd=runs)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "torn final journal line" in resumed.stderr
+    a = pd.read_parquet(runs / "cut" / "judgments.parquet").drop(columns=["run_id"])
+    b = pd.read_parquet(runs / "whole" / "judgments.parquet").drop(columns=["run_id"])
+    key = [*KEY, "judge", "qa_role"]
+    pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True))
+    calls = pd.read_parquet(runs / "cut" / "calls.parquet")
+    whole = pd.read_parquet(runs / "whole" / "calls.parquet")
+    assert len(calls) == len(whole) and not calls["superseded"].any()
+    assert 0 < kept_calls < len(whole)
