@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     jd.add_argument("--resume", action="store_true",
                     help="finish an interrupted re-judging, repeating no finished call")
     jd.add_argument("--dry-run", action="store_true", help="print the plan and estimated cost; call nothing")
+    jd.add_argument("--budget", type=float, default=None, metavar="USD",
+                    help="stop cleanly before spending more than this (default: the source spec's budget_usd)")
     jd.add_argument("--keep-errors", action="store_true", help="with --resume: keep episodes that ended in error")
     jd.add_argument("--cache", choices=["on", "off", "read", "write"], default="on", help="response cache, as for run")
 
@@ -207,14 +209,15 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         source = rejudge.read_source(args.run_dir)
-        rj = rejudge.plan_rejudge(source, args.judges, args.mode, args.shots, args.allow_agent_calls)
+        rj = rejudge.plan_rejudge(source, args.judges, args.mode, args.shots, args.allow_agent_calls,
+                                  budget_usd=args.budget)
         print(f"Re-judging {source.run_dir}: {len(rj.reused_transcripts):,} debate transcript(s) and "
               f"{len(rj.reused_agent_qa):,} agent QA answer(s) reused from it, no agent call for them.")
         print_plan(rj.prep, rejudge.dry_run(rj, source))
         return 0
     result = rejudge.judge(args.run_dir, args.judges, args.mode, shots=args.shots, out=args.out,
                            allow_agent_calls=args.allow_agent_calls, resume=args.resume, cache=args.cache,
-                           keep_errors=args.keep_errors)
+                           keep_errors=args.keep_errors, budget_usd=args.budget)
     return _finish(result, f"judge {shlex.quote(args.run_dir)} --judges {' '.join(args.judges)}"
                    + (f" --mode {args.mode}" if args.mode else "")
                    + (" --allow-agent-calls" if args.allow_agent_calls else ""))

@@ -143,7 +143,7 @@ class Rejudge:
 
 
 def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int | None,
-                 allow_agent_calls: bool, where: str = "oversight judge") -> Rejudge:
+                 allow_agent_calls: bool, where: str = "oversight judge", budget_usd: float | None = None) -> Rejudge:
     if allow_agent_calls and "imported" in source.manifest:
         raise OversightError(f"{where}: {source.run_dir} holds imported transcripts; their agent is not a model "
                              f"oversight can call, so --allow-agent-calls cannot make new ones. Drop the flag.")
@@ -153,6 +153,8 @@ def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int
         data["judge"]["mode"] = mode
     if shots is not None:
         data["judge"]["shots"] = shots
+    if budget_usd is not None:
+        data["budget_usd"] = budget_usd  # the source's budget otherwise; operational, not identity
     try:
         spec = RunSpec.model_validate(data)
     except ValueError as exc:
@@ -312,6 +314,7 @@ def judge(
     http_clients: dict[str, Any] | None = None,
     cache: str = "on",
     keep_errors: bool = False,
+    budget_usd: float | None = None,
 ) -> Any:
     """Judge a finished run's transcripts with `judges` (and `mode`); returns a RunResult
     whose directory's manifest links the source run (`rejudge_of`)."""
@@ -320,7 +323,7 @@ def judge(
     if not judges:
         raise OversightError("oversight judge: name at least one judge (--judges sim/medium ...).")
     source = read_source(run_dir)
-    rj = plan_rejudge(source, judges, mode, shots, allow_agent_calls)
+    rj = plan_rejudge(source, judges, mode, shots, allow_agent_calls, budget_usd=budget_usd)
     target = Path(out) if out is not None else default_out(source.run_dir, judges, mode, shots)
     target = choose_run_dir(rj.prep.spec, target, resume)
     command = f"oversight judge {source.run_dir} --judges {' '.join(judges)}" + (f" --mode {mode}" if mode else "") + \

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,8 +98,9 @@ def test_every_new_verdict_links_to_the_prompt_its_judge_received(runs: Path) ->
 def test_agent_calls_only_when_allowed_and_then_equal_rows(runs: Path) -> None:
     dry = oversight("judge", "one", "--judges", "sim/medium", "--dry-run", cwd=runs)
     assert dry.returncode == 0, dry.stderr
-    assert "they would need" not in dry.stdout.lower() or "agent call(s)" in dry.stdout
-    assert not (runs / "one.judged").exists() and not list(runs.glob("one.judged-*"))  # nothing written
+    said = re.search(r"would need ([\d,]+) agent call", dry.stdout)
+    assert said, dry.stdout
+    assert not list(runs.glob("one.judged-*"))  # nothing written
     r = oversight("judge", "one", "--judges", "sim/medium", "--allow-agent-calls", "--out", "all", "--cache", "off",
                   cwd=runs)
     assert r.returncode == 0, r.stderr
@@ -107,6 +110,8 @@ def test_agent_calls_only_when_allowed_and_then_equal_rows(runs: Path) -> None:
     calls = pd.read_parquet(runs / "all" / "calls.parquet")
     assert set(calls[calls["role"] == "consultant"]["model"]) == {"sim/strong"}
     assert "debater" not in set(calls["role"])  # debate transcripts are still reused
+    agent_calls = calls[~calls["role"].str.startswith("judge")]
+    assert len(agent_calls) == int(said.group(1).replace(",", "")) > 0
 
 
 def test_default_out_is_beside_the_source_and_resume_finishes_it(runs: Path) -> None:
@@ -181,3 +186,38 @@ def test_killed_rejudging_resumes_without_repeating_a_call(runs: Path) -> None:
     whole = pd.read_parquet(runs / "whole" / "calls.parquet")
     assert len(calls) == len(whole) and not calls["superseded"].any()
     assert 0 < kept_calls < len(whole)
+
+
+def test_failed_judge_calls_exit_1_and_the_budget_stops_cleanly(runs: Path, tmp_path: Path) -> None:
+    from oversight.testing import FakeOpenAI, Fault
+
+    (tmp_path / "judges").mkdir()
+    env_key = "REJUDGE_TEST_KEY"
+    os.environ[env_key] = "sk-loopback"
+    try:
+        with FakeOpenAI(faults=[Fault(status=400), Fault(status=400)]) as srv:
+            card = {"provider": "openai", "model": "judge-x", "base_url": srv.base_url, "api_key_env": env_key,
+                    "max_retries": 0, "price": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}}
+            (tmp_path / "judges" / "loop.yaml").write_text(yaml.safe_dump(card))
+            r = oversight("--include", str(tmp_path), "judge", "one", "--judges", "loop", "--out", "err",
+                          "--cache", "off", cwd=runs)
+            assert r.returncode == 1, r.stderr
+            j = pd.read_parquet(runs / "err" / "judgments.parquet")
+            assert (j["verdict_status"] == "error").sum() == 2 and "ended in error" in r.stderr
+            again = oversight("--include", str(tmp_path), "judge", "one", "--judges", "loop", "--out", "err",
+                              "--resume", "--cache", "off", cwd=runs)
+            assert again.returncode == 0, again.stderr
+            assert (pd.read_parquet(runs / "err" / "judgments.parquet")["verdict_status"] != "error").all()
+            # One episode at a time (concurrency is operational: the same experiment), so the
+            # budget is checked between calls as in `run`.
+            shutil.copytree(runs / "one", tmp_path / "one")
+            spec = yaml.safe_load((tmp_path / "one" / "spec.yaml").read_text())
+            (tmp_path / "one" / "spec.yaml").write_text(yaml.safe_dump({**spec, "concurrency": 1}))
+            b = oversight("--include", str(tmp_path), "judge", str(tmp_path / "one"), "--judges", "loop", "--out",
+                          str(runs / "budget"), "--budget", "0.5", "--cache", "off", cwd=runs)
+            assert b.returncode == 0, b.stderr
+            m = json.loads((runs / "budget" / "manifest.json").read_text())
+            assert m["status"] == "budget_exhausted"
+            assert 0 < m["totals"]["episodes_done"] < m["totals"]["episodes_planned"]
+    finally:
+        del os.environ[env_key]
