@@ -221,3 +221,24 @@ def test_failed_judge_calls_exit_1_and_the_budget_stops_cleanly(runs: Path, tmp_
             assert 0 < m["totals"]["episodes_done"] < m["totals"]["episodes_planned"]
     finally:
         del os.environ[env_key]
+
+
+def test_interactive_debate_needs_agent_calls(tmp_path: Path) -> None:
+    spec = {**SPEC, "tasks": ["prontoqa"], "limit": 1, "protocols": ["debate"],
+            "debate": {"rounds": 2, "interactive": True}}
+    (tmp_path / "i.yaml").write_text(yaml.safe_dump(spec))
+    assert oversight("run", "i.yaml", "--out", "i", cwd=tmp_path).returncode == 0
+    r = oversight("judge", "i", "--judges", "sim/medium", "--out", "j", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "left out 2 episode(s): 2 debate whose transcript depends on the judge" in r.stderr
+    assert len(pd.read_parquet(tmp_path / "j" / "judgments.parquet")) == 0
+
+
+def test_python_api(runs: Path, tmp_path: Path) -> None:
+    import io
+
+    import oversight as ov
+
+    result = ov.judge(runs / "one", ["sim/medium"], out=tmp_path / "api", cache="off", stream=io.StringIO())
+    assert result.exit_code == 0 and result.status == "complete"
+    pd.testing.assert_frame_equal(rows(tmp_path / "api"), rows(runs / "both", set(rows(tmp_path / "api")["protocol"])))
