@@ -138,8 +138,10 @@ def import_transcripts(file: str | Path, task: str, out: str | Path, fmt: str | 
     verdicts = 0
     try:
         for rec in records:
+            # Every transcript under the spec's one agent label, so `oversight judge` finds them;
+            # each transcript's own agent is kept in its record's `extra`.
             verdicts += _journal_one(journal, rec, task, run_id, salt, spec, by_id[rec.transcript.item.id].group,
-                                     rec.transcript.agent if len(agents) > 1 else agent)
+                                     agent)
     finally:
         journal.close()
     from oversight.engine.execute import item_row
@@ -169,6 +171,7 @@ def import_transcripts(file: str | Path, task: str, out: str | Path, fmt: str | 
 def _journal_one(journal: Journal, rec: Imported, task: str, run_id: str, salt: str, spec: RunSpec, group: str,
                  agent: str) -> int:
     t: TranscriptIn = rec.transcript
+    rec.extra.setdefault("agent", t.agent)
     order = 0 if t.item.correct == 1 else 1
     debate = t.protocol == "debate"
     tid = digest("import", t.id, salt)

@@ -58,7 +58,10 @@ def test_own_format_imports_reports_and_rejudges(tmp_path: Path) -> None:
 
 
 def test_khan2024_csv(tmp_path: Path) -> None:
-    r = oversight("import", str(SAMPLES / "khan2024.csv"), "--task", "khan", "--out", "k", cwd=tmp_path)
+    # Two debater configs in one file: both debates are still found by `oversight judge`.
+    f = tmp_path / "khan.csv"
+    f.write_text((SAMPLES / "khan2024.csv").read_text().replace("claude_2_1_Bo1", "gpt_4_Bo4", 1))
+    r = oversight("import", str(f), "--task", "khan", "--out", "k", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     j = pd.read_parquet(tmp_path / "k" / "judgments.parquet").sort_values("judge_raw")
     # Row 102: swap true (correct answer listed second), the judge was wrong at 30% on the correct one.
@@ -71,6 +74,10 @@ def test_khan2024_csv(tmp_path: Path) -> None:
     assert "Is there a quote showing him at the clock?" in set(turns[turns["speaker"] == "Judge"]["visible"])
     alice = turns[(turns["speaker"] == "Alice") & (turns["visible"].str.contains("farm"))]
     assert len(alice) == 2  # swap: the incorrect answer (the farm) is listed first, so Alice argues it
+    rj = oversight("judge", "k", "--judges", "sim/medium", "--out", "rj", cwd=tmp_path)
+    assert rj.returncode == 0, rj.stderr
+    new = pd.read_parquet(tmp_path / "rj" / "judgments.parquet")
+    assert sorted(new["item_id"]) == sorted(j[j["protocol"] == "debate"]["item_id"])
 
 
 GOOD = json.loads((SAMPLES / "debates.jsonl").read_text().splitlines()[0])
