@@ -235,6 +235,11 @@ def _khan_row(path: Path, n: int, rid: str, row: dict[str, str]) -> TranscriptIn
     for r, rnd in enumerate(t["rounds"], 1):
         if not isinstance(rnd, dict):
             raise _error(path, n, f"field 'transcript.rounds[{r - 1}]' is not an object.")
+        # Within a round the judge's message comes first, then answer A's debater, then B's
+        # (the order their judge prompts list a round in).
+        if isinstance(rnd.get("judge"), str) and rnd["judge"].strip():
+            turns.append({"speaker": "Judge", "side": None, "round": r, "text": rnd["judge"]})
+        spoken: list[dict[str, Any]] = []
         for who in ("correct", "incorrect"):
             text = rnd.get(who)
             if text is None:
@@ -243,10 +248,8 @@ def _khan_row(path: Path, n: int, rid: str, row: dict[str, str]) -> TranscriptIn
                 raise _error(path, n, f"field 'transcript.rounds[{r - 1}].{who}' is not text.")
             side = side_of[who]
             speaker = "Consultant" if method == "consultancy" else ("Alice" if side == 1 else "Bob")
-            turns.append({"speaker": speaker, "side": side, "round": r, "text": text})
-        turns.sort(key=lambda x: (x["round"], x.get("side") or 0))
-        if isinstance(rnd.get("judge"), str) and rnd["judge"]:
-            turns.append({"speaker": "Judge", "side": None, "round": r, "text": rnd["judge"]})
+            spoken.append({"speaker": speaker, "side": side, "round": r, "text": text})
+        turns.extend(sorted(spoken, key=lambda x: x["side"]))
     chose_correct = _bool(path, n, "correct", row["correct"])
     p = row.get("confidence_correct", "")
     p_correct = None

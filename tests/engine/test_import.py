@@ -72,6 +72,10 @@ def test_khan2024_csv(tmp_path: Path) -> None:
     assert cons["assigned"] == "incorrect" and cons["is_correct"]
     turns = pd.read_parquet(tmp_path / "k" / "turns.parquet")
     assert "Is there a quote showing him at the clock?" in set(turns[turns["speaker"] == "Judge"]["visible"])
+    # A round lists the judge's message first (the question stored in round 2 follows round 1's argument).
+    c = turns[turns["transcript_id"] == cons["transcript_id"]].sort_values("turn")
+    assert list(c["speaker"]) == ["Consultant", "Judge", "Consultant", "Judge"]
+    assert list(c["round"]) == [1, 2, 2, 3]
     alice = turns[(turns["speaker"] == "Alice") & (turns["visible"].str.contains("farm"))]
     assert len(alice) == 2  # swap: the incorrect answer (the farm) is listed first, so Alice argues it
     rj = oversight("judge", "k", "--judges", "sim/medium", "--out", "rj", cwd=tmp_path)
