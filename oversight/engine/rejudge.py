@@ -27,7 +27,6 @@ from typing import Any, TextIO
 
 import yaml
 
-from oversight.dialogue.context import Options
 from oversight.dialogue.prompts import Templates
 from oversight.engine.identity import identity_hash, run_identity
 from oversight.engine.plan import Episode, Plan, digest
@@ -38,17 +37,14 @@ from oversight.errors import OversightError
 from oversight.store.collect import Collected, collect
 from oversight.store.journal import Journal
 
-# Row columns that name the run rather than what was measured.
-IDENTITY_COLUMNS = ("run_id", "episode_id", "transcript_id", "episode_cost_usd")
 
-
-def transcript_depends_on_judge(protocol: str, options: Options) -> bool:
+def transcript_depends_on_judge(protocol: str, interactive: bool) -> bool:
     """Whether the judge takes part in making the transcript (asks questions), so a new
     judge needs a new transcript and agent calls. The one place this is decided."""
     if protocol == "consultancy":
         return True
     if protocol == "debate":
-        return options.interactive
+        return interactive
     return False  # qa and qa_with_article: the judge alone; open protocols are derived
 
 
@@ -109,9 +105,9 @@ def read_source(run_dir: str | Path) -> Source:
                                 row["judge"])
             if row["episode_id"] in records:
                 src.agent_qa[key] = records[row["episode_id"]]
-        elif row.get("protocol") == "debate" and not row.get("interactive") and row["transcript_id"] in \
-                src.collected.transcripts:
-            src.transcripts[shared_key("debate", row["variant"], row["task"], row["item_id"], row["replicate"],
+        elif row["transcript_id"] in src.collected.transcripts and not transcript_depends_on_judge(
+                row["protocol"], bool(row.get("interactive"))):
+            src.transcripts[shared_key(row["protocol"], row["variant"], row["task"], row["item_id"], row["replicate"],
                                         row["order"], row["agent"], row["agent_b"], row["best_of"], row["rounds"],
                                         row["turn_style"])] = row["transcript_id"]
     return src
@@ -170,7 +166,8 @@ def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int
     keep: list[Episode] = []
     needs_agent: list[Episode] = []
     for ep in salted.episodes:
-        opts = prep.variant_options.get(ep.variant, prep.options)
+        depends = transcript_depends_on_judge(
+            ep.protocol, prep.variant_options.get(ep.variant, prep.options).interactive)
         if ep.qa_role == "agent":
             rec = source.agent_qa.get(_agent_qa_key(ep.protocol, ep.task, ep.item.item_id, ep.replicate, ep.order,
                                                     ep.judge))
@@ -179,8 +176,7 @@ def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int
             else:
                 needs_agent.append(ep)
                 continue
-        elif ep.protocol == "debate" and not transcript_depends_on_judge(ep.protocol, opts):
-            assert ep.transcript_key is not None
+        elif ep.transcript_key is not None and not depends:  # one transcript that every judge reads
             tid = source.transcripts.get(shared_key(ep.protocol, ep.variant, ep.task, ep.item.item_id,
                                                      ep.replicate, ep.order, ep.agent, ep.agent_b, ep.best_of,
                                                      ep.rounds, ep.turn_style))
@@ -188,7 +184,7 @@ def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int
                 needs_agent.append(ep)
                 continue
             reused_t[ep.transcript_key] = tid
-        elif transcript_depends_on_judge(ep.protocol, opts):
+        elif depends:
             needs_agent.append(ep)
             continue
         keep.append(ep)
@@ -201,7 +197,7 @@ def plan_rejudge(source: Source, judges: list[str], mode: str | None, shots: int
         left_out = needs_agent
     if left_out:
         dependent = [e for e in left_out if transcript_depends_on_judge(
-            e.protocol, prep.variant_options.get(e.variant, prep.options))]
+            e.protocol, prep.variant_options.get(e.variant, prep.options).interactive)]
         missing = [e for e in left_out if e not in dependent]
         parts = [f"{_count(dependent)} whose transcript depends on the judge" if dependent else "",
                  f"{_count(missing)} whose transcript or agent answer the source run does not hold" if missing else ""]
