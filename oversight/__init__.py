@@ -3,6 +3,9 @@ judges and strong LLM agents. The public API:
 
 - `run(spec, out=None, resume=False) -> RunResult` (works in a script and in Jupyter)
 - `await run_async(spec, out=None, resume=False) -> RunResult`
+- `judge(run_dir, judges, mode=None, out=None, allow_agent_calls=False, resume=False) -> RunResult`:
+  a finished run's stored transcripts judged by new judges (what `oversight judge` calls)
+- `import_transcripts(file, task, out) -> ImportResult` (what `oversight import` calls)
 - `load(run_dir) -> Results` with `.judgments`, `.turns`, `.calls` DataFrames
 - `load_items(task, path=None, limit=None, seed=0) -> list[Item]`
 - `fit_elo(games, scale=400, bootstrap=500, seed=0) -> DataFrame`
@@ -20,6 +23,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from oversight.catalogue import include
+    from oversight.engine.importer import import_transcripts
+    from oversight.engine.rejudge import judge
     from oversight.engine.runner import RunResult, run, run_async
     from oversight.errors import OversightError
     from oversight.model.registry import register as register_provider
@@ -54,6 +59,8 @@ _SCORING = (
 _LAZY: dict[str, tuple[str, str]] = {
     "run": ("oversight.engine.runner", "run"),
     "run_async": ("oversight.engine.runner", "run_async"),
+    "judge": ("oversight.engine.rejudge", "judge"),
+    "import_transcripts": ("oversight.engine.importer", "import_transcripts"),
     "RunResult": ("oversight.engine.runner", "RunResult"),
     "load": ("oversight.store.tables", "load"),
     "Results": ("oversight.store.tables", "Results"),
@@ -81,8 +88,10 @@ __all__ = [
     "elo_table",
     "fit_elo",
     "format_tables",
+    "import_transcripts",
     "include",
     "item_scores",
+    "judge",
     "load",
     "load_items",
     "open_table",

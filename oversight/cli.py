@@ -72,6 +72,31 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-poll", type=float, default=None, metavar="SECONDS",
                    help="how often to poll a submitted batch (default: the card's batch_poll_s, 30)")
 
+    jd = sub.add_parser("judge", help="judge a finished run's stored transcripts with new judges or a new mode")
+    jd.add_argument("run_dir", metavar="RUN_DIR", help="the source run directory, runs/NAME/<run_id>")
+    jd.add_argument("--judges", nargs="+", required=True, metavar="NAME", help="the new judges (model references)")
+    jd.add_argument("--mode", choices=["answer", "cot", "fewshot"], default=None,
+                    help="judge mode for the new verdicts (default: the source run's)")
+    jd.add_argument("--shots", type=int, default=None, help="with --mode fewshot: examples per prompt")
+    jd.add_argument("--out", help="where the new rows go (default: beside the source, RUN_DIR.judged-<hash>)")
+    jd.add_argument("--allow-agent-calls", action="store_true",
+                    help="also run episodes whose transcript depends on the judge (consultancy, interactive "
+                         "debate): new agent calls")
+    jd.add_argument("--resume", action="store_true",
+                    help="finish an interrupted re-judging, repeating no finished call")
+    jd.add_argument("--dry-run", action="store_true", help="print the plan and estimated cost; call nothing")
+    jd.add_argument("--budget", type=float, default=None, metavar="USD",
+                    help="stop cleanly before spending more than this (default: the source spec's budget_usd)")
+    jd.add_argument("--keep-errors", action="store_true", help="with --resume: keep episodes that ended in error")
+    jd.add_argument("--cache", choices=["on", "off", "read", "write"], default="on", help="response cache, as for run")
+
+    im = sub.add_parser("import", help="read transcripts made elsewhere into a run directory (for judge and report)")
+    im.add_argument("file", metavar="FILE", help="a transcript file (JSONL; see README, 'Importing transcripts')")
+    im.add_argument("--task", required=True, metavar="NAME", help="the task name the imported items get")
+    im.add_argument("--out", required=True, help="the run directory to write")
+    im.add_argument("--format", choices=["oversight", "khan2024"], default=None,
+                    help="the file's format (default: detected from its first record)")
+
     v = sub.add_parser("validate", help="check a spec, its model cards, tasks and keys")
     v.add_argument("spec", help="a spec file or a spec name, as for `oversight run`")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -183,6 +208,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(args.spec, out=args.out, resume=args.resume, overrides=args.overrides,
                  cache=args.cache, keep_errors=args.keep_errors, batch=args.batch, detach=args.detach,
                  batch_fallback=args.batch_fallback, batch_poll_s=args.batch_poll)
+    sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)  # the run's own overrides
+    return _finish(result, f"run {shlex.quote(str(args.spec))}{sets}")
+
+
+def _finish(result, again: str) -> int:  # type: ignore[no-untyped-def]
+    """The end-of-run summary and errors of `run` and `judge`; `again` is the command's tail."""
     if result.status == "interrupted":
         return result.exit_code  # the runner has printed what was kept and how to resume
     # The same summary `oversight report` prints, from the judgments alone: pandas and numpy
@@ -195,8 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(run_summary(result.run_dir, result.judgments, notes=result.notes,
                       results=f"Results in {result.run_dir}{status}.",
                       report_command=f"{exe} report {run_dir}"))
-    sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)  # the run's own overrides
-    resume = f"{exe} run {shlex.quote(str(args.spec))}{sets} --resume --out {run_dir}"
+    resume = f"{exe} {again} --resume --out {run_dir}"
     if result.fatal:
         print(f"error: {result.fatal} Resume with: {resume}", file=sys.stderr)
     t = result.totals
@@ -207,6 +237,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {errors} of {planned} episodes ended in error{rest} (the `error` column of "
               f"judgments.parquet says why); `{resume}` runs them again.", file=sys.stderr)
     return result.exit_code
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from oversight.engine import rejudge
+
+    if args.dry_run:
+        source = rejudge.read_source(args.run_dir)
+        rj = rejudge.plan_rejudge(source, args.judges, args.mode, args.shots, args.allow_agent_calls,
+                                  budget_usd=args.budget)
+        print(f"Re-judging {source.run_dir}: {len(rj.reused_transcripts):,} debate transcript(s) and "
+              f"{len(rj.reused_agent_qa):,} agent QA answer(s) reused from it, no agent call for them.")
+        print_plan(rj.prep, rejudge.dry_run(rj, source))
+        return 0
+    result = rejudge.judge(args.run_dir, args.judges, args.mode, shots=args.shots, out=args.out,
+                           allow_agent_calls=args.allow_agent_calls, resume=args.resume, cache=args.cache,
+                           keep_errors=args.keep_errors, budget_usd=args.budget)
+    return _finish(result, f"judge {shlex.quote(args.run_dir)} --judges {' '.join(args.judges)}"
+                   + (f" --mode {args.mode}" if args.mode else "")
+                   + (" --allow-agent-calls" if args.allow_agent_calls else ""))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from oversight.engine.importer import import_transcripts
+
+    result = import_transcripts(args.file, task=args.task, out=args.out, fmt=args.format)
+    print(result.summary())
+    return 0
 
 
 def print_plan(prep, est) -> None:  # type: ignore[no-untyped-def]
@@ -336,7 +393,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(format_summary(result))
+    for d in dirs:
+        _report_rejudged(d, result.out_dir, args)
     return 0
+
+
+def _report_rejudged(run_dir: Path, out: Path, args: argparse.Namespace) -> None:
+    """A re-judged run: its new judges against the source run's, on the same transcripts."""
+    from oversight.score.rejudged import format_judge_comparison, judge_comparison_table, source_of
+    from oversight.store.tables import load
+
+    source = source_of(run_dir)
+    if source is None:
+        return
+    table = judge_comparison_table(load(run_dir).judgments, load(source).judgments, args.resamples, args.seed)
+    table.to_parquet(out / "judge_comparison.parquet", index=False)
+    print(format_judge_comparison(table, source))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -486,6 +558,8 @@ COMMANDS = {
     "build-task": cmd_build_task,
     "export": cmd_export,
     "judge-ui": cmd_judge_ui,
+    "judge": cmd_judge,
+    "import": cmd_import,
 }
 
 

@@ -262,7 +262,9 @@ def stand_in_model(card: ModelCard, word_limit: int) -> Model:
     return Model(free, api, RunCache())
 
 
-def estimate(prep: Prepared) -> Estimate:
+def estimate(prep: Prepared, journaled: dict[str, dict[str, Any]] | None = None) -> Estimate:
+    """`journaled`: transcript records (by the plan's transcript key) that need no calls
+    (`oversight judge` reuses the source run's)."""
     est = Estimate(prep.plan.by_protocol())
     est.exact_models = sorted(label for label, c in prep.cards.items() if c.provider == "sim")
     per_part: dict[tuple[str, str, bool], Tally] = {}  # (model, task, tournament?)
@@ -280,7 +282,7 @@ def estimate(prep: Prepared) -> Estimate:
                 t.cached_input_tokens += int(call.get("cached_input_tokens") or 0)
                 t.cache_write_tokens += int(call.get("cache_write_tokens") or 0)
 
-    asyncio.run(rehearse(prep, add))
+    asyncio.run(rehearse(prep, add, journaled or {}))
     for label, tally in est.models.items():
         est.cost_usd += tally.cost(prep.cards[label])
         est.uncached_cost_usd += tally.cost(prep.cards[label], caching=False)
@@ -288,7 +290,8 @@ def estimate(prep: Prepared) -> Estimate:
     return est
 
 
-async def rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], None]) -> None:
+async def rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], None],
+                   journaled: dict[str, dict[str, Any]] | None = None) -> None:
     episodes = prep.plan.episodes
     models = {label: stand_in_model(card, prep.options.word_limit) for label, card in prep.cards.items()}
     pending = prep.plan.judges_per_transcript()
@@ -301,7 +304,8 @@ async def rehearse(prep: Prepared, add: Callable[[Episode, dict[str, Any]], None
             add(ep, call)
 
     rt = Runtime(models, prep.options, Templates(), prep.items, dict(pending), prep.debaters, "dry-run",
-                 on_transcript=on_transcript, seed=prep.spec.seed, variant_options=prep.variant_options)
+                 on_transcript=on_transcript, seed=prep.spec.seed, variant_options=prep.variant_options,
+                 journaled=journaled or {})
     queue = iter(episodes)
 
     async def worker() -> None:

@@ -110,6 +110,7 @@ class Run:
         self.batch: dict[str, Any] = {}
         self.batch_wide = False
         self.batch_summary: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # more manifest keys (a re-judged run's source)
 
     def note(self, message: str) -> None:
         """A warning: printed now, and kept for the manifest and the end-of-run summary."""
@@ -247,6 +248,7 @@ class Run:
             "totals": totals(collected, len(self.prep.plan.episodes)),
             "fatal": self.fatal,
             "notes": self.notes,
+            **self.extra,
             **extra,
         }
 
@@ -338,16 +340,34 @@ def run(
     if out is None and not resume:
         point_latest(run_dir)
     command = f"oversight run {source}" + "".join(f" --set {o}" for o in overrides or [])
+    batch_opts = {"batch_all": batch, "detach": detach, "fallback": batch_fallback, "poll_s": batch_poll_s}
+    return run_prepared(prep, identity, run_dir, resume, command, stream=out_stream, http_clients=http_clients,
+                        cache=cache, keep_errors=keep_errors, batch=batch_opts)
+
+
+def run_prepared(
+    prep: Prepared, identity: dict[str, Any], run_dir: Path, resume: bool, command: str, *,
+    stream: TextIO, http_clients: dict[str, Any] | None = None, cache: str = "on", keep_errors: bool = False,
+    batch: dict[str, Any] | None = None, before_start: Callable[[str], None] | None = None,
+    manifest_extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run a prepared, salted plan in `run_dir` (claimed, checked and locked here).
+
+    `before_start(run_id)` runs under the lock before the journal is read (`oversight judge`
+    journals the source run's transcripts there); `manifest_extra` goes into manifest.json."""
     with RunLock(run_dir):
         old = read_manifest(run_dir) if resume else {}
         if resume:
             check_same_experiment(run_dir, old, identity, command)
         else:
-            dumped = yaml.safe_dump(redact.scrub_data(rspec.model_dump(mode="json")), sort_keys=False)
+            dumped = yaml.safe_dump(redact.scrub_data(prep.spec.model_dump(mode="json")), sort_keys=False)
             write_file(run_dir / "spec.yaml", dumped, root=run_dir)
         run_id = str(old.get("run_id", run_dir.name))
-        state = Run(prep, run_dir, run_id, out_stream, keep_errors)
-        state.batch = {"batch_all": batch, "detach": detach, "fallback": batch_fallback, "poll_s": batch_poll_s}
+        if before_start is not None:
+            before_start(run_id)
+        state = Run(prep, run_dir, run_id, stream, keep_errors)
+        state.batch = batch or {}
+        state.extra = dict(manifest_extra or {})
         if state.before.unreadable:
             state.note(f"{state.before.unreadable} journal line(s) in {run_dir} could not be read and were skipped.")
         with quiet_collector():
