@@ -1,4 +1,4 @@
-"""Running one episode: dispatch to its protocol, then turn the outcome into stored rows.
+"""Running one episode: hand it to its protocol (the registry's), then turn the outcome into stored rows.
 
 A failing model call (or any other failure inside the episode) fails that episode only: it
 is recorded with `verdict_status = "error"` and the error text, and the run goes on. An
@@ -27,6 +27,8 @@ from oversight.dialogue.transcript import Transcript, Turn, Verdict
 from oversight.engine.plan import Debater, Episode
 from oversight.model.redact import scrub
 from oversight.model.wrapper import CallFailure, Model
+from oversight.protocol import registry
+from oversight.protocol.base import Env, Outcome
 from oversight.task.item import Item
 
 FATAL_KINDS = ("auth", "not_found")
@@ -92,52 +94,38 @@ def _options_for(rt: Runtime, ep: Episode) -> Options:
     return opts
 
 
-Outcome = tuple[Transcript, Verdict, float, int]
+class EpisodeEnv(Env):
+    """The engine's side of one episode, as its protocol sees it (oversight/protocol/base.py)."""
 
+    def __init__(self, rt: Runtime, ep: Episode, ctx: Context) -> None:
+        self.rt, self.ep, self.ctx = rt, ep, ctx
+        self.judge = rt.models[ep.judge]
 
-async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
-    """The episode's own turns and verdict, its share of a shared transcript's cost, and the
-    index its first own turn takes in the full transcript."""
-    judge = rt.models[ep.judge]
-    if ep.protocol in ("qa", "qa_with_article"):
-        from oversight.protocol.qa import qa
+    def agent(self, name: str) -> Model:
+        return self.rt.models[self.rt.debaters[name].model]
 
-        t, v = await qa(ctx, judge, with_article=ep.protocol == "qa_with_article")
-        return t, v, 0.0, 0
-    assert ep.agent is not None
-    agent = rt.models[rt.debaters[ep.agent].model]
-    if ep.protocol == "consultancy":
-        from oversight.protocol.consultancy import consultancy
-
-        side = ctx.correct_position if ep.assigned == "correct" else 3 - ctx.correct_position
-        t, v = await consultancy(ctx, agent, judge, assigned_side=side)
-        return t, v, 0.0, 0
-    if ep.protocol == "debate":
-        from oversight.protocol.debate import debate, judge_debate
-
-        assert ep.transcript_key is not None and ep.agent_b is not None
-        bob = rt.models[rt.debaters[ep.agent_b].model]
-        sides_best_of = (ep.best_of or 1, ep.best_of_b or 1)
+    async def shared(self, generate: Callable[[Context], Awaitable[Transcript]]) -> tuple[Transcript, float]:
+        rt, ep, ctx = self.rt, self.ep, self.ctx
         key = ep.transcript_key
+        if key is None:
+            raise ValueError(f"protocol {ep.protocol} asked for a shared transcript, but its episode has no key")
 
         async def make() -> Shared:
             if key in rt.journaled:
                 return shared_from_record(rt.journaled[key])
             tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
                            seed=rt.seed, replicate=ep.replicate)
-            questioner = judge if ctx.options.interactive else None
-            transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
+            transcript = await generate(tctx)
             cost = sum(c.cost_usd for c in tctx.calls)
             rt.on_transcript(transcript_record(ep, transcript, tctx.calls), tctx.prompts)
             return Shared(transcript, tctx.calls, cost)
 
         shared = await rt.shared(key, make)
-        verdict, turn = await judge_debate(ctx, judge, shared.transcript)
-        turn.round = max((t.round for t in shared.transcript.turns), default=0) + 1
-        share = shared.cost_usd / max(1, rt.judges_per_transcript.get(key, 1))
-        # The judged instance: the shared transcript plus this judge's final turn.
-        return Transcript(key, [turn]), verdict, share, len(shared.transcript.turns)
-    raise ValueError(f"protocol {ep.protocol} is not runnable")
+        return shared.transcript, shared.cost_usd / max(1, rt.judges_per_transcript.get(key, 1))
+
+
+async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
+    return await registry.get(ep.protocol).run(EpisodeEnv(rt, ep, ctx), ep, ctx)
 
 
 async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, str]]:
@@ -151,7 +139,8 @@ async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, s
     share, offset = 0.0, 0
     error: str | None = None
     try:
-        transcript, verdict, share, offset = await run_protocol(rt, ep, ctx)
+        outcome = await run_protocol(rt, ep, ctx)
+        transcript, verdict, share, offset = outcome.transcript, outcome.verdict, outcome.share_usd, outcome.offset
     except CallFailure as failure:
         error = str(failure)
         verdict = Verdict(None, "", "error", error=error)
@@ -223,11 +212,18 @@ def judgment_row(
         "variant": ep.variant or ep.protocol,
         "judge_mode": o.judge_mode,
         "shots": o.shots if o.judge_mode == "fewshot" else None,
-        "word_limit": o.word_limit if ep.protocol not in ("qa", "qa_with_article") else None,
-        "passage_match": o.passage_match if ep.protocol not in ("qa", "qa_with_article") else None,
-        "interactive": o.interactive if ep.protocol == "debate" else None,
+        **settings_columns(ep.protocol, o),
         "prompt_set": o.prompt_set,
     }
+
+
+def settings_columns(protocol: str, options: Options) -> dict[str, Any]:
+    """word_limit, passage_match, interactive: as the protocol says its rows carry them."""
+    values = registry.get(protocol).row_settings(options)
+    return {k: values.get(k) for k in SETTINGS_COLUMNS}
+
+
+SETTINGS_COLUMNS = ("word_limit", "passage_match", "interactive")
 
 
 def turn_row(ep: Episode, tid: str, index: int, t: Turn, judge: str | None) -> dict[str, Any]:
@@ -242,7 +238,8 @@ def turn_row(ep: Episode, tid: str, index: int, t: Turn, judge: str | None) -> d
         protocol=ep.protocol,
         agent=speaker_model if speaker_model else (judge if t.speaker == "Judge" else None),
         judge=judge,
-        episode_id=ep.episode_id if ep.protocol != "debate" else None,
+        # A shared transcript's turns belong to no one episode.
+        episode_id=ep.episode_id if ep.transcript_key is None else None,
         replicate=ep.replicate,
         variant=ep.variant or ep.protocol,
     )

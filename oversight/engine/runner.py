@@ -255,15 +255,15 @@ def seal_run(
     excluded: dict[str, Any] = {}
     open_variants = [v for v in variants if v.is_open]
     if open_variants and len(judgments):
-        from oversight.protocol.open import derive_open
+        from oversight.protocol import registry
 
         usable = judgments[judgments["verdict_status"] != "error"]
         agent_qa = usable[usable["qa_role"] == "agent"]
         parts = [judgments]
         for v in open_variants:
             source = usable[(usable["variant"] == v.source) & usable["qa_role"].isna()]
-            derived, counts = derive_open(pd.concat([source, agent_qa], ignore_index=True))
-            derived = derived[derived["protocol"] == v.base].assign(variant=v.name)
+            derived, counts = registry.get(v.base).derive(pd.concat([source, agent_qa], ignore_index=True))
+            derived = derived.assign(variant=v.name)
             parts.append(derived)
             excluded[v.name] = counts
         judgments = frame(pd.concat(parts, ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS)

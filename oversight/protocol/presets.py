@@ -5,8 +5,9 @@ reader can find its wording, and `oversight list protocols` can show it) and may
 options. Unknown keys are rejected with the file, the key and the nearest valid key
 (oversight/config.py).
 
-Every name a spec lists under `protocols:` is a *variant*: a base protocol (one of the six)
-plus the options its preset sets. The six base presets set none, so the spec's `debate:`,
+Every name a spec lists under `protocols:` is a *variant*: a base protocol (a registered
+protocol: the six built-ins or a plugin's, oversight/protocol/registry.py) plus the
+options its preset sets. The six base presets set none, so the spec's `debate:`,
 `consultancy:`, `judge:` and `agents:` blocks govern them; a variant's own options override
 those blocks for that variant alone. So `protocols: [debate, debate_seq, debate_bo4,
 consultancy_cot]` runs an ablation grid in one run, and every row says which variant and
@@ -18,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from oversight import catalogue
 from oversight.config import Strict, load_yaml
 from oversight.errors import OversightError, unknown_name
+from oversight.protocol import registry
 
-Kind = Literal["qa", "consultancy", "debate", "open"]
+OPEN_KIND = "open"  # a derived protocol; which one, its derived_from says
 
 
 class PresetOptions(Strict):
@@ -49,14 +51,11 @@ class PresetOptions(Strict):
         return self.model_dump(exclude_none=True)
 
 
-BASES = ("qa", "qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate")
-
-
 class ProtocolPreset(Strict):
     name: str
     description: str
-    kind: Kind
-    base: Literal["qa", "qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate"] | None = None
+    kind: str  # a registered protocol, or `open`
+    base: str | None = None  # a registered protocol
     groups: list[Literal["extractive", "closed", "multimodal"]] = [
         "extractive",
         "closed",
@@ -67,15 +66,27 @@ class ProtocolPreset(Strict):
     derived_from: list[str] = []
     options: PresetOptions = PresetOptions()
 
+    @field_validator("kind", "base")
+    @classmethod
+    def _registered(cls, value: str | None) -> str | None:
+        known = registry.names()
+        if value is not None and value != OPEN_KIND and value not in known:
+            raise ValueError(f"'{value}' is not a protocol; known: {', '.join(known)} (or `{OPEN_KIND}`)")
+        return value
 
     def base_protocol(self) -> str:
         if self.base is not None:
             return self.base
-        if self.name in BASES:
+        if self.name in registry.names():
             return self.name
-        if self.kind == "open":
-            source = self.derived_from[0] if self.derived_from else "debate"
-            return "open_consultancy" if "consultancy" in source else "open_debate"
+        if self.kind == OPEN_KIND:
+            if not self.derived_from:
+                raise OversightError(f"protocols/{self.name}.yaml: kind `{OPEN_KIND}` needs derived_from (its source).")
+            source = resolve_variant(self.derived_from[0], f"protocols/{self.name}.yaml (derived_from)").base
+            for p in registry.ordered():
+                if p.derived_from == source:
+                    return p.name
+            raise OversightError(f"protocols/{self.name}.yaml: no registered protocol is derived from '{source}'.")
         return self.kind
 
 
@@ -90,23 +101,24 @@ class Variant:
 
     @property
     def is_open(self) -> bool:
-        return self.base.startswith("open_")
+        """Derived from another variant's rows (no episodes of its own)."""
+        return registry.get(self.base).derived_from is not None
 
 
 def resolve_variant(name: str, where: str = "spec") -> Variant:
     """The variant a `protocols:` entry names (a preset in protocols/, or a base protocol)."""
     path = catalogue.find("protocols", name)
     if path is None:
-        if name in BASES:
-            return Variant(name, name, {}, name.removeprefix("open_") if name.startswith("open_") else None)
-        raise unknown_name("protocol", name, preset_names(), where)
+        if name in registry.names():
+            return Variant(name, name, {}, registry.get(name).derived_from)
+        raise unknown_name("protocol", name, sorted({*preset_names(), *registry.names()}), where)
     preset = load_preset(name)
     base = preset.base_protocol()
-    if base not in BASES:
-        raise OversightError(f"{path}: base protocol '{base}' is not one of {', '.join(BASES)}.")
-    source = None
-    if base.startswith("open_"):
-        source = preset.derived_from[0] if preset.derived_from else base.removeprefix("open_")
+    if base not in registry.names():
+        raise OversightError(f"{path}: base protocol '{base}' is not one of {', '.join(registry.names())}.")
+    source = registry.get(base).derived_from
+    if source is not None and preset.derived_from:
+        source = preset.derived_from[0]
     return Variant(name, base, preset.options.set_values(), source)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from oversight.protocol import registry
 from oversight.score.frame import is_cross_play, mean_ci, normalize_judgments
 
 LN10 = float(np.log(10.0))
@@ -214,7 +215,7 @@ def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataF
     j = normalize_judgments(judgments)
     answer = pd.to_numeric(j["judge_answer"], errors="coerce")
     keep = (
-        j["protocol"].astype(str).eq("debate")
+        j["protocol"].astype(str).isin(registry.game_protocols())
         & is_cross_play(j)
         & j["verdict_status"].eq("ok")
         & answer.isin([1, 2])
@@ -238,7 +239,7 @@ def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataF
 def tournaments(judgments: pd.DataFrame) -> list[tuple[tuple[object, ...], pd.DataFrame]]:
     """Debate rows grouped by (judge, rounds, turn_style), keeping groups with cross-play."""
     j = normalize_judgments(judgments)
-    deb = j[j["protocol"].astype(str).eq("debate") & j["agent"].notna() & j["agent_b"].notna()]
+    deb = j[j["protocol"].astype(str).isin(registry.game_protocols()) & j["agent"].notna() & j["agent_b"].notna()]
     out = []
     for key, rows in deb.groupby(["judge", "rounds", "turn_style"], dropna=False, sort=True):
         if is_cross_play(rows).any():
