@@ -21,6 +21,7 @@ from typing import Any
 from oversight.dialogue.prompts import Templates
 from oversight.engine.prepare import Prepared
 from oversight.model.providers import provider_class
+from oversight.protocol import registry
 from oversight.task.item import Item
 
 OPERATIONAL_SPEC_KEYS = ("budget_usd", "concurrency", "cache_dir", "description")
@@ -69,7 +70,27 @@ def run_identity(prep: Prepared, templates: Templates) -> dict[str, Any]:
             "data_sha256": file_sha256(path) if path else None,
             "items_sha256": items_sha256(prep.items[name]),
         }
-    return {"spec": spec, "models": models, "tasks": tasks, "templates": templates.load_all()}
+    identity = {"spec": spec, "models": models, "tasks": tasks, "templates": templates.load_all()}
+    plugins = plugin_protocols(prep)
+    if plugins:  # only then: the identities of runs of the built-ins stay what they were
+        identity["protocols"] = plugins
+    return identity
+
+
+def plugin_protocols(prep: Prepared) -> dict[str, dict[str, Any]]:
+    """Each protocol a plugin adds to this run, with the hash of its module's source: a
+    changed protocol is another experiment (`--resume` refuses it)."""
+    import inspect
+
+    out: dict[str, dict[str, Any]] = {}
+    for v in prep.variants.values():
+        if registry.origin(v.base) == "built-in" or v.base in out:
+            continue
+        module = inspect.getmodule(type(registry.get(v.base)))
+        source = inspect.getsource(module) if module is not None else ""
+        out[v.base] = {"origin": registry.origin(v.base),
+                       "source_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest()}
+    return out
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

@@ -148,6 +148,10 @@ def prepare(spec: RunSpec, source: str = "spec", check_keys: bool = True) -> Pre
     _check_articles(items, spec, variants, source)
     base = options_from(spec)
     variant_options = {name: variant_options_for(base, v) for name, v in variants.items()}
+    for name, v in variants.items():
+        problem = registry.get(v.base).check(variant_options[name])
+        if problem:
+            raise OversightError(f"{source}: protocol {name} cannot run with these settings: {problem}.")
     settings = PlanSettings(
         protocols=list(spec.protocols),
         judges=judges,
