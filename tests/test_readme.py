@@ -32,3 +32,14 @@ def test_pandas_analysis_snippet_runs(tmp_path: Path, capsys: object) -> None:
     run = oversight.run(spec, out=tmp_path / "run")
     snippet = code_block("### Analysis in pandas", "python").replace("runs/quickstart/<run_id>", str(run.run_dir))
     exec(compile(snippet, "README.md", "exec"), {})
+
+
+def test_writing_a_protocol_quotes_the_example_as_it_is() -> None:
+    """The walkthrough's code is the example's own, word for word (no copy to drift)."""
+    example = ROOT / "docs" / "examples" / "cross_examination"
+    section = README.split("## Writing a protocol", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    source = (example / "cross_examination.py").read_text()
+    assert len(blocks) == 4 and all(b in source for b in blocks)
+    toml = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert toml and toml.group(1) == (example / "pyproject.toml").read_text()

@@ -50,6 +50,11 @@ class Unit:
     mode: str  # alone | read | ask (oversight/protocol/base.py)
 
     @property
+    def kind(self) -> str:
+        """The protocol's name."""
+        return self.ep.protocol
+
+    @property
     def interactive(self) -> bool:
         """The human asks questions between the agents' rounds."""
         return self.mode == "ask"

@@ -84,7 +84,7 @@ def test_the_example_runs_with_cache_resume_dry_run_and_report(tmp_path: Path, s
     work, cache = tmp_path / "work", tmp_path / "cache"
     work.mkdir()
     with FakeOpenAI(reply=scripted, latency_s=0.02) as server:
-        spec = write_spec(work / "spec.yaml", server)
+        write_spec(work / "spec.yaml", server)
         listing = run_cli(["list", "protocols"], work, site, cache)
         line = next(ln for ln in listing.stdout.splitlines() if ln.startswith(NAME))
         assert "plugin oversight-cross-examination" in line
