@@ -29,7 +29,8 @@ What a subclass gives:
 - judge-ui: `human_mode(ep, options)` (None: a person cannot judge it; `alone`: the
   question and the answers only; `read`: the journaled shared transcript; `ask`: the
   person asks one question between the agents' rounds), `human_rounds`, `human_round`
-  (the agents' turns of one round, for `ask`), `human_instructions` and `human_titles`.
+  (the agents' turns of one round, for `ask`), `human_instructions`, `human_titles`, and
+  `assigned_side` (the answer a lone agent argues, which its judge is told).
 """
 
 from __future__ import annotations

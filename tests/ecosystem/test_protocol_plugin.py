@@ -217,3 +217,7 @@ def test_a_notebook_registers_the_example_and_settings_are_checked(tmp_path: Pat
         oversight.run({**spec, "debate": {"best_of": 4}}, out=tmp_path / "bad", stream=open_null())
     with pytest.raises(OversightError, match="built-in protocol"):
         oversight.register_protocol(module.CrossExamination, name="debate")
+    # Registered under a name its class does not set: named in the error, not run.
+    oversight.register_protocol(module.CrossExamination, name="xexam2")
+    with pytest.raises(OversightError, match=r"'xexam2' protocol .* sets name = 'cross_examination'"):
+        oversight.run({**spec, "protocols": ["xexam2"]}, out=tmp_path / "bad2", stream=open_null())
