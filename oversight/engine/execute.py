@@ -6,9 +6,9 @@ authentication, permission or not-found error is different: every later call to 
 model would fail the same way, so it is raised to the run as `Fatal` through `on_fatal`,
 which stops scheduling new episodes.
 
-A debate transcript already in the journal (an earlier pass of a resumed run) is reused,
-never generated again: every judge of one transcript judges the same text, and a resume
-with the cache off repeats no finished call.
+A shared transcript (a protocol's `env.shared`, e.g. a debate's) already in the journal (an
+earlier pass of a resumed run) is reused, never generated again: every judge of one
+transcript judges the same text, and a resume with the cache off repeats no finished call.
 """
 
 from __future__ import annotations
