@@ -13,6 +13,8 @@ judges and strong LLM agents. The public API:
 - `include(path)`: add a folder of your own tasks/, judges/, protocols/ or runs/ (like `--include`)
 - `register_provider(name, api_class)`: a provider for this process (packages use the
   `oversight.providers` entry-point group)
+- `register_protocol(protocol_class)`: a protocol for this process (packages use the
+  `oversight.protocols` entry-point group; see oversight/protocol/base.py)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from oversight.engine.runner import RunResult, run, run_async
     from oversight.errors import OversightError
     from oversight.model.registry import register as register_provider
+    from oversight.protocol.registry import register as register_protocol
     from oversight.score import (
         accuracy_by_assignment,
         agent_qa_table,
@@ -70,6 +73,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "OversightError": ("oversight.errors", "OversightError"),
     "include": ("oversight.catalogue", "include"),
     "register_provider": ("oversight.model.registry", "register"),
+    "register_protocol": ("oversight.protocol.registry", "register"),
     **{name: ("oversight.score", name) for name in _SCORING},
 }
 
@@ -97,6 +101,7 @@ __all__ = [
     "open_table",
     "paired_permutation",
     "positional_bias",
+    "register_protocol",
     "register_provider",
     "run",
     "run_async",

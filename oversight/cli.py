@@ -495,11 +495,19 @@ def _first_sentence(text: str, width: int = 90) -> str:
 
 def _list_protocols() -> None:
     """Each preset with its base protocol and the settings it changes (a variant of the
-    spec's settings); the six base protocols first."""
-    from oversight.protocol.presets import BASES, load_preset, preset_names
+    spec's settings); the registered protocols first (a plugin's with where it comes from)."""
+    from oversight.protocol import registry
+    from oversight.protocol.presets import load_preset, preset_names
 
-    names = [*BASES, *sorted(n for n in preset_names() if n not in BASES)]
+    bases = [p.name for p in registry.ordered()]
+    names = [*bases, *sorted(n for n in preset_names() if n not in bases)]
+    presets = set(preset_names())
     for name in names:
+        if name not in presets:
+            proto = registry.get(name)
+            about = (proto.__doc__ or proto.title or name).strip()
+            print(f"{name:<18} {_first_sentence(about, 50)}  [{registry.origin(name)}]")
+            continue
         try:
             preset = load_preset(name)
         except OversightError as exc:

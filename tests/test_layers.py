@@ -20,7 +20,8 @@ ALLOWED = {
     "judge": {"model", "task", "dialogue"},
     "protocol": {"model", "task", "dialogue", "judge"},
     "engine": {"model", "task", "dialogue", "judge", "protocol", "store"},
-    "score": {"store"},
+    # score reads a protocol's display (name, colour, order, headline) through the registry only
+    "score": {"store", "protocol"},
 }
 HELPERS = {"errors", "config", "catalogue", "testing", "testing_providers"}
 
@@ -53,3 +54,14 @@ def test_report_and_html_do_not_import_each_other() -> None:
 
     assert "oversight.score.report" not in names(html)
     assert "oversight.score.html" not in names(report)
+
+
+def test_score_reaches_protocols_only_through_the_registry() -> None:
+    bad = []
+    for path in sorted((PACKAGE / "score").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            imported = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("oversight.protocol")
+                    and (node.module != "oversight.protocol" or imported != ["registry"])):
+                bad.append(f"{path.relative_to(PACKAGE)} imports {node.module}")
+    assert not bad, bad

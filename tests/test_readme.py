@@ -70,3 +70,14 @@ def test_list_runs_cites_no_missing_file() -> None:
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "elo" in out.stdout and not OUTSIDE.search(out.stdout), out.stdout
+
+
+def test_writing_a_protocol_quotes_the_example_as_it_is() -> None:
+    """The walkthrough's code is the example's own, word for word (no copy to drift)."""
+    example = ROOT / "docs" / "examples" / "cross_examination"
+    section = README.split("## Writing a protocol", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    source = (example / "cross_examination.py").read_text()
+    assert len(blocks) == 4 and all(b in source for b in blocks)
+    toml = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert toml and toml.group(1) == (example / "pyproject.toml").read_text()

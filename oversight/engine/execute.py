@@ -1,4 +1,4 @@
-"""Running one episode: dispatch to its protocol, then turn the outcome into stored rows.
+"""Running one episode: hand it to its protocol (the registry's), then turn the outcome into stored rows.
 
 A failing model call (or any other failure inside the episode) fails that episode only: it
 is recorded with `verdict_status = "error"` and the error text, and the run goes on. An
@@ -6,9 +6,9 @@ authentication, permission or not-found error is different: every later call to 
 model would fail the same way, so it is raised to the run as `Fatal` through `on_fatal`,
 which stops scheduling new episodes.
 
-A debate transcript already in the journal (an earlier pass of a resumed run) is reused,
-never generated again: every judge of one transcript judges the same text, and a resume
-with the cache off repeats no finished call.
+A shared transcript (a protocol's `env.shared`, e.g. a debate's) already in the journal (an
+earlier pass of a resumed run) is reused, never generated again: every judge of one
+transcript judges the same text, and a resume with the cache off repeats no finished call.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from oversight.engine.plan import Debater, Episode
 from oversight.judge.fewshot import shots_shown
 from oversight.model.redact import scrub
 from oversight.model.wrapper import CallFailure, Model
+from oversight.protocol import registry
+from oversight.protocol.base import Env, Outcome
 from oversight.task.item import Item
 
 FATAL_KINDS = ("auth", "not_found", "unreachable")
@@ -95,7 +97,34 @@ def _options_for(rt: Runtime, ep: Episode) -> Options:
     return opts
 
 
-Outcome = tuple[Transcript, Verdict, float, int]
+class EpisodeEnv(Env):
+    """The engine's side of one episode, as its protocol sees it (oversight/protocol/base.py)."""
+
+    def __init__(self, rt: Runtime, ep: Episode, ctx: Context) -> None:
+        self.rt, self.ep, self.ctx = rt, ep, ctx
+        self.judge = rt.models[ep.judge]
+
+    def agent(self, name: str) -> Model:
+        return self.rt.models[self.rt.debaters[name].model]
+
+    async def shared(self, generate: Callable[[Context], Awaitable[Transcript]]) -> tuple[Transcript, float]:
+        rt, ep, ctx = self.rt, self.ep, self.ctx
+        key = ep.transcript_key
+        if key is None:
+            raise ValueError(f"protocol {ep.protocol} asked for a shared transcript, but its episode has no key")
+
+        async def make() -> Shared:
+            if key in rt.journaled:
+                return shared_from_record(rt.journaled[key])
+            tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
+                           seed=rt.seed, replicate=ep.replicate, on_prompt=rt.on_prompt, draw=game_draw(ep))
+            transcript = await generate(tctx)
+            cost = sum(c.cost_usd for c in tctx.calls)
+            rt.on_transcript(transcript_record(ep, transcript, tctx.calls), tctx.prompts)
+            return Shared(transcript, tctx.calls, cost)
+
+        shared = await rt.shared(key, make)
+        return shared.transcript, shared.cost_usd / max(1, rt.judges_per_transcript.get(key, 1))
 
 
 def game_draw(ep: Episode) -> str:
@@ -106,48 +135,7 @@ def game_draw(ep: Episode) -> str:
 
 
 async def run_protocol(rt: Runtime, ep: Episode, ctx: Context) -> Outcome:
-    """The episode's own turns and verdict, its share of a shared transcript's cost, and the
-    index its first own turn takes in the full transcript."""
-    judge = rt.models[ep.judge]
-    if ep.protocol in ("qa", "qa_with_article"):
-        from oversight.protocol.qa import qa
-
-        t, v = await qa(ctx, judge, with_article=ep.protocol == "qa_with_article")
-        return t, v, 0.0, 0
-    assert ep.agent is not None
-    agent = rt.models[rt.debaters[ep.agent].model]
-    if ep.protocol == "consultancy":
-        from oversight.protocol.consultancy import consultancy
-
-        side = ctx.correct_position if ep.assigned == "correct" else 3 - ctx.correct_position
-        t, v = await consultancy(ctx, agent, judge, assigned_side=side)
-        return t, v, 0.0, 0
-    if ep.protocol == "debate":
-        from oversight.protocol.debate import debate, judge_debate
-
-        assert ep.transcript_key is not None and ep.agent_b is not None
-        bob = rt.models[rt.debaters[ep.agent_b].model]
-        sides_best_of = (ep.best_of or 1, ep.best_of_b or 1)
-        key = ep.transcript_key
-
-        async def make() -> Shared:
-            if key in rt.journaled:
-                return shared_from_record(rt.journaled[key])
-            tctx = Context(ep.item, ep.order, ctx.options, ctx.templates, episode_id="", transcript_id=key,
-                           seed=rt.seed, replicate=ep.replicate, on_prompt=rt.on_prompt, draw=game_draw(ep))
-            questioner = judge if ctx.options.interactive else None
-            transcript = await debate(tctx, agent, bob, questioner=questioner, best_of=sides_best_of)
-            cost = sum(c.cost_usd for c in tctx.calls)
-            rt.on_transcript(transcript_record(ep, transcript, tctx.calls), tctx.prompts)
-            return Shared(transcript, tctx.calls, cost)
-
-        shared = await rt.shared(key, make)
-        verdict, turn = await judge_debate(ctx, judge, shared.transcript)
-        turn.round = max((t.round for t in shared.transcript.turns), default=0) + 1
-        share = shared.cost_usd / max(1, rt.judges_per_transcript.get(key, 1))
-        # The judged instance: the shared transcript plus this judge's final turn.
-        return Transcript(key, [turn]), verdict, share, len(shared.transcript.turns)
-    raise ValueError(f"protocol {ep.protocol} is not runnable")
+    return await registry.get(ep.protocol).run(EpisodeEnv(rt, ep, ctx), ep, ctx)
 
 
 async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, str]]:
@@ -161,7 +149,8 @@ async def execute(rt: Runtime, ep: Episode) -> tuple[dict[str, Any], dict[str, s
     share, offset = 0.0, 0
     error: str | None = None
     try:
-        transcript, verdict, share, offset = await run_protocol(rt, ep, ctx)
+        outcome = await run_protocol(rt, ep, ctx)
+        transcript, verdict, share, offset = outcome.transcript, outcome.verdict, outcome.share_usd, outcome.offset
     except CallFailure as failure:
         error = str(failure)
         verdict = Verdict(None, "", "error", error=error)
@@ -240,22 +229,25 @@ def judgment_row(
 def setting_columns(ep: Episode, o: Options) -> dict[str, Any]:
     """The variant and the settings its judged instance ran with, as judgments columns:
     part of every condition key in reports (score/frame.py CONDITION). A setting that did
-    not act on the row (a debate setting on a QA row) is null, so it never splits rows."""
-    agents = ep.protocol not in ("qa", "qa_with_article")
-    debate = ep.protocol == "debate"
+    not act on the row (a debate setting on a QA row) is null, so it never splits rows;
+    word_limit, passage_match and interactive are as the protocol says its rows carry them."""
+    proto = registry.get(ep.protocol)
+    values = proto.row_settings(o)
+    sequential = "first_round_simultaneous" in proto.reads and o.turns == "sequential"
     return {
         "variant": ep.variant or ep.protocol,
         "judge_mode": o.judge_mode,
         "constrained": o.judge_constrain,
         "shots": shots_shown(ep.item, o),
-        "word_limit": o.word_limit if agents else None,
-        "passage_match": o.passage_match if agents else None,
-        "interactive": o.interactive if debate else None,
-        "first_round_simultaneous": o.first_round_simultaneous if debate and o.turns == "sequential" else None,
+        **{k: values.get(k) for k in SETTINGS_COLUMNS},
+        "first_round_simultaneous": o.first_round_simultaneous if sequential else None,
         # The agent's own QA mode: which side the open protocols follow (set on their rows when derived).
         "qa_mode": o.agent_qa_mode if ep.qa_role == "agent" else None,
         "prompt_set": o.prompt_set,
     }
+
+
+SETTINGS_COLUMNS = ("word_limit", "passage_match", "interactive")
 
 
 def turn_row(ep: Episode, tid: str, index: int, t: Turn, judge: str | None) -> dict[str, Any]:
@@ -270,7 +262,8 @@ def turn_row(ep: Episode, tid: str, index: int, t: Turn, judge: str | None) -> d
         protocol=ep.protocol,
         agent=speaker_model if speaker_model else (judge if t.speaker == "Judge" else None),
         judge=judge,
-        episode_id=ep.episode_id if ep.protocol != "debate" else None,
+        # A shared transcript's turns belong to no one episode.
+        episode_id=ep.episode_id if ep.transcript_key is None else None,
         replicate=ep.replicate,
         variant=ep.variant or ep.protocol,
     )

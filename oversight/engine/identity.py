@@ -22,6 +22,7 @@ from oversight.dialogue.prompts import Templates
 from oversight.engine.prepare import Prepared
 from oversight.model import redact
 from oversight.model.providers import provider_class
+from oversight.protocol import registry
 from oversight.task.item import Item
 
 OPERATIONAL_SPEC_KEYS = ("budget_usd", "concurrency", "cache_dir", "description")
@@ -67,9 +68,9 @@ def run_identity(prep: Prepared, templates: Templates) -> dict[str, Any]:
         if runtime := api.run_identity(card):
             models[label]["runtime"] = runtime
         if card.gguf is not None:
-            from oversight.model.local_server import identity
+            from oversight.model.local_server import identity as local_identity
 
-            models[label]["local"] = identity(card)
+            models[label]["local"] = local_identity(card)
     tasks: dict[str, dict[str, Any]] = {}
     for name, tcard in prep.task_cards.items():
         path = prep.task_paths.get(name)
@@ -78,9 +79,29 @@ def run_identity(prep: Prepared, templates: Templates) -> dict[str, Any]:
             "data_sha256": file_sha256(path) if path else None,
             "items_sha256": items_sha256(prep.items[name]),
         }
+    identity: dict[str, Any] = {"spec": spec, "models": models, "tasks": tasks, "templates": templates.load_all()}
+    plugins = plugin_protocols(prep)
+    if plugins:  # only then: the identities of runs of the built-ins stay what they were
+        identity["protocols"] = plugins
     # Credentials (a key inside an inline card's base_url) are never part of an identity:
     # it is written to manifest.json, and a rotated key is the same experiment.
-    return redact.scrub_data({"spec": spec, "models": models, "tasks": tasks, "templates": templates.load_all()})
+    return redact.scrub_data(identity)
+
+
+def plugin_protocols(prep: Prepared) -> dict[str, dict[str, Any]]:
+    """Each protocol a plugin adds to this run, with the hash of its module's source: a
+    changed protocol is another experiment (`--resume` refuses it)."""
+    import inspect
+
+    out: dict[str, dict[str, Any]] = {}
+    for v in prep.variants.values():
+        if registry.origin(v.base) == "built-in" or v.base in out:
+            continue
+        module = inspect.getmodule(type(registry.get(v.base)))
+        source = inspect.getsource(module) if module is not None else ""
+        out[v.base] = {"origin": registry.origin(v.base),
+                       "source_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest()}
+    return out
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

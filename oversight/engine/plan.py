@@ -1,21 +1,23 @@
 """Expanding a spec into episodes: one episode = one judged instance = one judgments row.
 
-tasks × items × answer orders × protocols × judges (× assigned side for consultancy). A
-debate transcript does not depend on the judge, so debate episodes of one (item, order,
-debaters, options) share a `transcript_key` and the transcript is generated once. Open
-protocols add no episodes of their own: they need the assigned runs and the agent's own QA
-answer (QA with the article on extractive tasks), which the plan adds by itself.
+tasks × items × answer orders × protocol variants × replicates; each protocol's `plan`
+(oversight/protocol/base.py) turns one of these slots into its episodes (one per judge, per
+assigned side, with a transcript key where judges share a transcript). Derived protocols
+(the open ones) add no episodes of their own beyond what their `plan` asks for (the agent's
+own QA); their source variants are planned for them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from oversight.errors import OversightError
+from oversight.protocol import registry
+from oversight.protocol.base import Slot
+from oversight.protocol.episode import Episode as Episode
+from oversight.protocol.episode import digest as digest
 from oversight.task.item import Item
 
 if TYPE_CHECKING:
@@ -23,38 +25,6 @@ if TYPE_CHECKING:
     from oversight.engine.tournament import plan_tournament as plan_tournament
 
 from oversight.protocol.presets import Variant
-
-RUNNABLE = ("qa", "qa_with_article", "consultancy", "debate")
-DERIVED = {"open_consultancy": "consultancy", "open_debate": "debate"}
-PROTOCOLS = (*RUNNABLE, *DERIVED)
-
-
-@dataclass(frozen=True)
-class Episode:
-    episode_id: str
-    protocol: str
-    item: Item = field(compare=False)
-    order: int
-    judge: str
-    agent: str | None = None
-    agent_b: str | None = None
-    assigned: str | None = None  # correct | incorrect: the side the (first) agent argues
-    transcript_key: str | None = None  # debates: shared by every judge of the transcript
-    qa_role: str | None = None  # "agent": the agent's own QA answer, used by open protocols
-    best_of: int | None = None
-    best_of_b: int | None = None
-    rounds: int | None = None
-    turn_style: str | None = None
-    replicate: int = 0  # independent repeats of the same episode (fresh samples)
-    variant: str = ""  # the protocol as the spec lists it (protocols/NAME.yaml); "" = `protocol`
-
-    @property
-    def task(self) -> str:
-        return self.item.task
-
-
-def digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -105,7 +75,7 @@ def orders_for(item: Item, orders: str, seed: int) -> list[int]:
 
 
 def check_protocols(variants: list[Variant], agent: str | None, where: str) -> None:
-    needs_agent = [v.name for v in variants if v.base not in ("qa", "qa_with_article")]
+    needs_agent = [v.name for v in variants if registry.get(v.base).needs_agent]
     if needs_agent and agent is None:
         raise OversightError(
             f"{where}: protocols {', '.join(needs_agent)} need an agent (the debater/consultant "
@@ -114,12 +84,11 @@ def check_protocols(variants: list[Variant], agent: str | None, where: str) -> N
 
 
 def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
-    """Episodes of every runnable variant (and of the sources of open ones), and the agent's
-    own QA wherever an open variant needs it."""
+    """Episodes of every variant the spec lists and of the sources of derived ones."""
     listed = [s.variants[n] for n in s.protocols]
-    runnable = [v for v in s.variants.values() if not v.is_open and (v.name in s.protocols or any(
-        o.source == v.name for o in listed if o.is_open))]
-    needs_agent_qa = any(v.is_open for v in listed)
+    planned = [v for v in s.variants.values() if v.name in s.protocols or any(
+        o.source == v.name for o in listed if o.is_open)]
+    protos = {v.name: registry.get(v.base) for v in planned}
     episodes: dict[str, Episode] = {}
     notes: list[str] = []
 
@@ -130,46 +99,26 @@ def make_plan(items: dict[str, list[Item]], s: PlanSettings) -> Plan:
         episodes.setdefault(ep.episode_id, ep)
 
     for task, task_items in items.items():
-        if task_items and task_items[0].group != "extractive":
-            for v in runnable:
-                if v.base == "qa_with_article":
-                    notes.append(f"{v.name} applies to extractive tasks only; not run on '{task}'.")
-        for v in runnable:
-            if task_items and task_items[0].group not in v.groups and v.base != "qa_with_article":
+        group = task_items[0].group if task_items else None
+        for v in planned:
+            if group is None:
+                continue
+            if group not in protos[v.name].groups:
+                notes.append(f"{v.name} applies to {' and '.join(protos[v.name].groups)} tasks only; "
+                             f"not run on '{task}'.")
+            elif group not in v.groups:
                 notes.append(f"{v.name} runs on {', '.join(v.groups)} tasks only (its preset's groups); "
-                             f"not run on '{task}' ({task_items[0].group}).")
+                             f"not run on '{task}' ({group}).")
     for rep, task_items in ((r, ti) for r in range(s.replicates) for ti in items.values()):
         for item in task_items:
-            base = (item.task, item.item_id, rep)
             for order in orders_for(item, s.orders, s.seed):
-                assigned_first = "correct" if order == 0 else "incorrect"
-                for v in runnable:
-                    if item.group not in v.groups:
+                for v in planned:
+                    proto = protos[v.name]
+                    if item.group not in proto.groups or item.group not in v.groups:
                         continue
-                    o = s.options[v.name]
-                    tag = (v.name, digest(o))
-                    for judge in s.judges:
-                        if v.base == "qa" or (v.base == "qa_with_article" and item.group == "extractive"):
-                            add(Episode(digest(*tag, *base, order, judge), v.base, item, order, judge,
-                                        replicate=rep, variant=v.name))
-                        elif v.base == "consultancy":
-                            for assigned in ("correct", "incorrect"):
-                                eid = digest(*tag, *base, order, judge, s.agent, assigned)
-                                add(Episode(eid, "consultancy", item, order, judge, s.agent, None, assigned,
-                                            rounds=o["consultancy_rounds"], replicate=rep, variant=v.name))
-                        elif v.base == "debate":
-                            key = digest(*tag, "debate", *base, order, s.agent, s.agent,
-                                         judge if o["interactive"] else None)
-                            add(Episode(digest("debate-judge", key, judge), "debate", item, order, judge,
-                                        s.agent, s.agent, assigned_first, key, best_of=o["best_of"],
-                                        best_of_b=o["best_of"], rounds=o["rounds"], turn_style=o["turns"],
-                                        replicate=rep, variant=v.name))
-                if needs_agent_qa and s.agent is not None:
-                    # The agent's own QA uses the spec's own settings (agents.qa_mode), never a
-                    # variant's: which side an open protocol follows must not move with it.
-                    proto = "qa_with_article" if item.group == "extractive" else "qa"
-                    add(Episode(digest(proto, "agent-qa", *base, order, s.agent), proto, item, order, s.agent,
-                                qa_role="agent", replicate=rep, variant=proto))
+                    slot = Slot(item, order, v.name, s.options[v.name], tuple(s.judges), s.agent, rep)
+                    for ep in proto.plan(slot):
+                        add(ep)
     return Plan(list(episodes.values()), notes)
 
 

@@ -16,6 +16,7 @@ from oversight.engine.spec import RunSpec
 from oversight.errors import OversightError, excerpt
 from oversight.model.card import ModelCard, resolve_model
 from oversight.model.providers import provider_class
+from oversight.protocol import registry
 from oversight.protocol.presets import Variant, resolve_variant
 from oversight.task.card import load_card, load_task, sample
 from oversight.task.item import Item
@@ -73,10 +74,11 @@ def resolve_variants(names: list[str], source: str) -> dict[str, Variant]:
         out[name] = v
         if v.source is not None and v.source not in out:
             src = resolve_variant(v.source, f"{source} (the source of {name})")
-            if src.base != v.base.removeprefix("open_"):
+            wanted = registry.get(v.base).derived_from
+            if src.base != wanted:
                 raise OversightError(
-                    f"{source}: {name} is an open {v.base.removeprefix('open_')} but derives from '{v.source}', "
-                    f"a {src.base} variant; name a {v.base.removeprefix('open_')} variant in its derived_from."
+                    f"{source}: {name} is {v.base}, derived from {wanted}, but derives from '{v.source}', "
+                    f"a {src.base} variant; name a {wanted} variant in its derived_from."
                 )
             out[v.source] = src
     return out
@@ -171,6 +173,10 @@ def _assemble(
     _check_articles(items, spec, variants, source)
     base = options_from(spec)
     variant_options = {name: variant_options_for(base, v) for name, v in variants.items()}
+    for name, v in variants.items():
+        problem = registry.get(v.base).check(variant_options[name])
+        if problem:
+            raise OversightError(f"{source}: protocol {name} cannot run with these settings: {problem}.")
     settings = PlanSettings(
         protocols=list(spec.protocols),
         judges=judges,
@@ -245,7 +251,7 @@ def _check_lists(spec: RunSpec, source: str) -> None:
         if not spec.protocols:
             raise OversightError(
                 f"{source}: 'protocols' is empty, so the run would have nothing to do; list at least one "
-                f"(qa, qa_with_article, consultancy, debate, open_consultancy, open_debate) or add a tournament."
+                f"({', '.join(registry.names())}) or add a tournament."
             )
         if not spec.judges:
             raise OversightError(f"{source}: 'judges' is empty; name at least one judge model (e.g. sim/weak).")
@@ -270,15 +276,10 @@ def _check_repeated_judges(judges: list[str], source: str) -> None:
         )
 
 
-# Protocols whose participants read an extractive task's article: the judge in
-# qa_with_article, the agents everywhere else (the open protocols use the agent's own
-# qa_with_article answer).
-READS_ARTICLE = ("qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate")
-
-
 def _check_articles(items: dict[str, list[Item]], spec: RunSpec, variants: dict[str, Variant], source: str) -> None:
     """An extractive item without an article would run every protocol as plain QA, silently."""
-    readers = [p for p in spec.protocols if variants[p].base in READS_ARTICLE]
+    # Whose participants read an extractive task's article (protocol/base.py `reads_article`).
+    readers = [p for p in spec.protocols if registry.get(variants[p].base).reads_article]
     readers += ["tournament"] if spec.tournament else []
     if not readers:
         return

@@ -268,15 +268,15 @@ def seal_run(
     excluded: dict[str, Any] = {}
     open_variants = [v for v in variants if v.is_open]
     if open_variants and len(judgments):
-        from oversight.protocol.open import derive_open
+        from oversight.protocol import registry
 
         usable = judgments[judgments["verdict_status"] != "error"]
         agent_qa = usable[usable["qa_role"] == "agent"]
         parts = [judgments]
         for v in open_variants:
             source = usable[(usable["variant"] == v.source) & usable["qa_role"].isna()]
-            derived, counts = derive_open(pd.concat([source, agent_qa], ignore_index=True))
-            derived = derived[(derived["protocol"] == v.base) & derived["group"].isin(v.groups)]
+            derived, counts = registry.get(v.base).derive(pd.concat([source, agent_qa], ignore_index=True))
+            derived = derived[derived["group"].isin(v.groups)]
             # A derived row made no call: its cost and tokens are its source row's, already counted.
             derived = derived.assign(variant=v.name, episode_cost_usd=0.0, judge_input_tokens=0,
                                      judge_output_tokens=0)

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 
 from oversight.config import LineDict, Strict, parse_yaml, read_yaml, validate
 from oversight.errors import OversightError
+from oversight.protocol.qa import QA, QAWithArticle
 
 ModelRef = str | dict[str, Any]
 
@@ -107,7 +108,7 @@ class RunSpec(Strict):
     tasks: list[str] = Field(min_length=1)
     limit: int | None = Field(16, ge=1, le=MAX_LIMIT)
     orders: Literal["both", "random"] = "both"
-    protocols: list[str] = ["qa", "qa_with_article"]
+    protocols: list[str] = [QA.name, QAWithArticle.name]
     agent: ModelRef | None = None
     judges: list[ModelRef] = []
     debate: DebateOptions = DebateOptions()

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from oversight.dialogue.context import Options
 from oversight.engine.plan import Episode, digest
 from oversight.errors import OversightError
+from oversight.protocol.debate import Debate
 from oversight.task.item import Item
 
 TOURNAMENT = "tournament"  # the `variant` of every tournament row (a reserved protocol name)
@@ -173,7 +174,7 @@ def plan_tournament(
             for judge in judges:
                 episodes.append(
                     TournamentEpisode(
-                        digest("tournament-judge", key, judge), "debate", item, order, judge, alice.name,
+                        digest("tournament-judge", key, judge), Debate.name, item, order, judge, alice.name,
                         bob.name, "correct" if order == 0 else "incorrect", key, best_of=alice.best_of,
                         best_of_b=bob.best_of, rounds=rounds, turn_style=turns, variant=TOURNAMENT,
                     )

@@ -1,12 +1,12 @@
 """One human's episode: the agents' turns between the human's questions, and the verdict.
 
 The agents speak through the engine's own pieces: the same Context (item, answer order,
-the variant's options and templates, the run's seed and replicate), the same prompts
-(`consultant_prompt`, `debater_turn`) and the run's models with the response cache and
+the variant's options and templates, the run's seed and replicate), the protocol's own
+turns (its `human_round`, made of the pieces its `run` uses) and the run's models with the response cache and
 their limits. So a consultant's opening, which no question has shaped yet, is the very
 call the run made (a cache hit), and every later reply answers the human's question.
 
-Interactive episodes follow one schedule, for consultancy and interactive debate alike:
+Interactive (`ask`) episodes follow one schedule, whatever the protocol:
 agents' round 1; then, while rounds remain, the human asks one question and the agents
 answer it in the next round; after the last round the human gives the verdict. The
 human's question is held to the agents' word limit, like an LLM judge's.
@@ -27,18 +27,21 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oversight.dialogue.context import Context, Options, gather_all
-from oversight.dialogue.transcript import ALICE, BOB, CONSULTANT, JUDGE, Turn
+from oversight.dialogue.context import Context, Options
+from oversight.dialogue.transcript import JUDGE, Transcript, Turn
 from oversight.dialogue.words import enforce_word_limit
 from oversight.engine.execute import TURN_FIELDS, record_dict, setting_columns, turn_row
+from oversight.engine.plan import Episode
 from oversight.humanui.run import HumanRun, Unit, human_episode_id
 from oversight.model.cache import ResponseCache
 from oversight.model.card import ModelCard
 from oversight.model.wrapper import Model
+from oversight.protocol.base import Env
 from oversight.store.journal import Journal, cut_torn_tail
 from oversight.store.safe_io import open_append
 from oversight.task.item import Item
@@ -76,14 +79,14 @@ class Live:
     @property
     def tid(self) -> str:
         ep = self.unit.ep
-        if ep.protocol == "debate" and not self.unit.interactive:
+        if self.unit.mode == "read":
             assert ep.transcript_key is not None
             return ep.transcript_key
         return self.hid
 
 
 def rounds_of(unit: Unit, opts: Options) -> int:
-    return opts.consultancy_rounds if unit.kind == "consultancy" else opts.rounds
+    return unit.protocol.human_rounds(opts)
 
 
 def agent_rounds_done(turns: list[Turn]) -> int:
@@ -109,11 +112,7 @@ def next_step(live: Live, opts: Options) -> str:
 
 def assigned_side(unit: Unit) -> int | None:
     """The answer position the consultant argues (it sees it, and so does its judge)."""
-    ep = unit.ep
-    if ep.protocol != "consultancy":
-        return None
-    correct = Item.correct_position(ep.order)
-    return correct if ep.assigned == "correct" else 3 - correct
+    return unit.protocol.assigned_side(unit.ep)
 
 
 def clean_question(text: str, word_limit: int) -> tuple[str, bool]:
@@ -144,6 +143,20 @@ class ModelPool:
             with contextlib.suppress(Exception):
                 await m.api.aclose()
         self._models.clear()
+
+
+class HumanEnv(Env):
+    """The agents of a person's episode: the run's models, through the response cache. The
+    judge is the person, so there is no judge model and no shared transcript to make."""
+
+    def __init__(self, episodes: Episodes, ep: Episode) -> None:
+        self.episodes, self.ep = episodes, ep
+
+    def agent(self, name: str) -> Model:
+        return self.episodes.models[self.episodes.run.prep.debaters[name].model]
+
+    async def shared(self, generate: Callable[[Context], Awaitable[Transcript]]) -> tuple[Transcript, float]:
+        raise RuntimeError(f"protocol {self.ep.protocol}: an `ask` episode's transcript is the person's own")
 
 
 class Episodes:
@@ -186,50 +199,20 @@ class Episodes:
 
     def transcript(self, live: Live) -> list[Turn]:
         """What the human reads: the run's debate transcript or their own; chosen turns only."""
-        ep = live.unit.ep
-        turns = live.turns if live.unit.interactive else self.run.transcripts.get(live.tid, [])
-        if ep.protocol == "qa":
+        if live.unit.mode == "alone":
             return []
+        turns = live.turns if live.unit.interactive else self.run.transcripts.get(live.tid, [])
         return [t for t in turns if t.chosen]
 
     # --- the agents' turns -------------------------------------------------------------
 
     async def agents_speak(self, live: Live) -> None:
         """Generate the agents' next round; on a failed call the episode stays as it was."""
-        from oversight.protocol.consultancy import consultant_prompt
-        from oversight.protocol.debate import debater_turn
-
         unit, ep = live.unit, live.unit.ep
         ctx = self.context(live)
         r = agent_rounds_done(live.turns) + 1
-        assert ep.agent is not None
         try:
-            if unit.kind == "consultancy":
-                side = assigned_side(unit)
-                assert side is not None
-                from oversight.protocol.agent import speak
-
-                model = self.models[self.run.prep.debaters[ep.agent].model]
-                prompt = consultant_prompt(ctx, r, side=side, history=live.turns)
-                turn = await speak(ctx, model, prompt, speaker=CONSULTANT, role="consultant", side=side,
-                                   round=r, protocol="consultancy")
-                new = [turn]
-            else:
-                assert ep.agent_b is not None
-                alice = self.models[self.run.prep.debaters[ep.agent].model]
-                bob = self.models[self.run.prep.debaters[ep.agent_b].model]
-                opts = ctx.options
-                n_a, n_b = ep.best_of or opts.best_of, ep.best_of_b or opts.best_of
-                before = [t for t in live.turns if t.chosen]
-                a_turn = debater_turn(ctx, alice, r, name=ALICE, side=1, opponent=BOB, history=before, n=n_a)
-                if opts.turns == "simultaneous" or (r == 1 and opts.first_round_simultaneous):
-                    b_turn = debater_turn(ctx, bob, r, name=BOB, side=2, opponent=ALICE, history=before, n=n_b)
-                    a, b = await gather_all(a_turn, b_turn)
-                else:
-                    a = await a_turn
-                    seen = before + [t for t in a if t.chosen]
-                    b = await debater_turn(ctx, bob, r, name=BOB, side=2, opponent=ALICE, history=seen, n=n_b)
-                new = a + b
+            new = await unit.protocol.human_round(HumanEnv(self, ep), ep, ctx, r, list(live.turns))
         finally:
             # Every call made is kept, failed ones too: they were made (and maybe paid for).
             live.calls += [record_dict(c) for c in ctx.calls]
@@ -272,11 +255,11 @@ class Episodes:
         shown = self.transcript(live)
         # Rounds as an LLM judge's final turn has them (engine/execute.py): after the last
         # round in a debate, 0 elsewhere.
-        final = Turn(round=max((t.round for t in shown), default=0) + 1 if ep.protocol == "debate" else 0,
+        final = Turn(round=unit.protocol.judge_turn_round(shown),
                      speaker=JUDGE, role="judge", side=answer, visible=raw, prompt_id=view_id)
         hep = dataclasses.replace(ep, judge=live.label, episode_id=live.hid)
         own = [*live.turns, final] if unit.interactive else [final]
-        offset = 0 if unit.interactive or ep.protocol == "qa" else len(self.run.transcripts.get(live.tid, []))
+        offset = len(self.run.transcripts.get(live.tid, [])) if unit.mode == "read" else 0
         labels = [self.run.prep.debaters[a].model for a in (ep.agent, ep.agent_b) if a]
         row = {
             "run_id": self.run.run_id,

@@ -5,13 +5,15 @@ salted episode ids as the run itself), and its identity is checked against the m
 exactly as `oversight run --resume` does: a human must judge the questions, answers and
 transcripts the LLM judges judged, not what the task files or templates say today.
 
-A **unit** is what one judge judges once: the plan's episodes with the judge left out.
-- QA (`qa` variants): the question and the two answers. `qa_with_article` is left out (a
-  human must never see the article) and so is the agent's own QA (not a judge's verdict).
-- Debate: the run's journaled transcript, read as it is, shared with every LLM judge. With
-  `interactive: true` the human asks the questions, so the transcript is the human's own.
-- Consultancy: always interactive: the human asks the questions, so the consultant
-  generates each reply again through the run's agent model.
+A **unit** is what one judge judges once: the plan's episodes with the judge left out. Each
+protocol says how a person takes part (`human_mode`, oversight/protocol/base.py):
+- `alone`: the question and the two answers (QA). The agent's own QA is left out (not a
+  judge's verdict), and so is any protocol that says None (QA with the article: a human
+  must never see the article);
+- `read`: the run's journaled shared transcript, read as it is, shared with every LLM
+  judge (debate);
+- `ask`: the human asks the questions, so the agents generate each reply again through
+  the run's models (consultancy, interactive debate).
 Tournament debates are left out (they have a judge of their own).
 """
 
@@ -34,22 +36,33 @@ from oversight.engine.rundir import MANIFEST, read_manifest
 from oversight.engine.spec import load_spec
 from oversight.errors import OversightError
 from oversight.model.card import ModelCard
+from oversight.protocol import registry
+from oversight.protocol.base import Protocol
 from oversight.store.collect import collect
 
 HUMAN_PREFIX = "human/"
 VIEWS = ("one", "all")  # views of an item per person: one (balanced over people), or all
-KINDS = ("qa", "debate", "consultancy")
 
 
 @dataclass(frozen=True)
 class Unit:
     key: str  # stable across restarts: the human's episode id is derived from it
     ep: Episode  # one of the plan's episodes for it (an LLM judge's); its judge is not used
-    interactive: bool  # the human asks questions between the agents' rounds
+    mode: str  # alone | read | ask (oversight/protocol/base.py)
 
     @property
     def kind(self) -> str:
+        """The protocol's name."""
         return self.ep.protocol
+
+    @property
+    def interactive(self) -> bool:
+        """The human asks questions between the agents' rounds."""
+        return self.mode == "ask"
+
+    @property
+    def protocol(self) -> Protocol:
+        return registry.get(self.ep.protocol)
 
     @property
     def variant(self) -> str:
@@ -202,15 +215,17 @@ def _units(prep: Prepared, transcripts: dict[str, list[Turn]], salt: str) -> tup
     units: dict[str, Unit] = {}
     missing: set[str] = set()
     for ep in prep.plan.episodes:
-        if isinstance(ep, TournamentEpisode) or ep.qa_role is not None or ep.protocol not in KINDS:
+        if isinstance(ep, TournamentEpisode) or ep.qa_role is not None:
             continue
         opts = prep.variant_options.get(ep.variant or ep.protocol, prep.options)
-        interactive = ep.protocol == "consultancy" or (ep.protocol == "debate" and opts.interactive)
-        shared = ep.transcript_key if ep.protocol == "debate" and not interactive else None
+        mode = registry.get(ep.protocol).human_mode(ep, opts)
+        if mode is None:
+            continue
+        shared = ep.transcript_key if mode == "read" else None
         if shared is not None and shared not in transcripts:
             missing.add(shared)
             continue
         # Salted like the plan's ids: units of two different experiments never share a key.
         key = digest(salt, ep.variant, ep.task, ep.item.item_id, ep.order, ep.replicate, ep.assigned, shared)
-        units.setdefault(key, Unit(key, ep, interactive))
+        units.setdefault(key, Unit(key, ep, mode))
     return sorted(units.values(), key=lambda u: u.key), len(missing)

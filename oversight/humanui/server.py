@@ -100,8 +100,12 @@ class JudgeApp:
         agents = [self.run.prep.debaters[a].model for a in (ep.agent, ep.agent_b) if a]
         from oversight.humanui.episode import assigned_side
 
+        title, whom = unit.protocol.human_titles()
         return pages.EpisodeView(
             protocol=ep.protocol,
+            intro=unit.protocol.human_instructions(ep, opts, asking=unit.interactive and step != "verdict"),
+            transcript_title=None if unit.mode == "alone" else title,
+            whom=whom,
             question=ep.item.question,
             answers=ep.item.shown(ep.order),
             images=ep.item.images,

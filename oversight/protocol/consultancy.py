@@ -9,7 +9,7 @@ incorrect one (the caller runs both `assigned_side`s).
 
 from __future__ import annotations
 
-from oversight.dialogue.context import Context
+from oversight.dialogue.context import Context, Options
 from oversight.dialogue.transcript import CONSULTANT, Transcript, Turn, Verdict
 from oversight.judge.fewshot import examples_block
 from oversight.judge.judge import ask_judge, instruction
@@ -23,6 +23,11 @@ from oversight.protocol.agent import (
     speak,
     task_block,
 )
+from oversight.protocol.base import AGENT_OPTIONS, JUDGE_OPTIONS, Env, Outcome, Protocol, Slot
+from oversight.protocol.episode import Episode
+from oversight.task.item import Item
+
+NAME = "consultancy"
 
 
 def _check_side(side: int) -> None:
@@ -74,26 +79,71 @@ async def consultancy(
     for r in range(1, ctx.options.consultancy_rounds + 1):
         if r > 1:
             prompt = question_prompt(ctx, side=assigned_side, history=turns)
-            turns.append(await ask_question(ctx, judge, prompt, round=r, protocol="consultancy", side=assigned_side))
-        prompt = consultant_prompt(ctx, r, side=assigned_side, history=turns)
-        turns.append(
-            await speak(
-                ctx,
-                consultant,
-                prompt,
-                speaker=CONSULTANT,
-                role="consultant",
-                side=assigned_side,
-                round=r,
-                protocol="consultancy",
-            )
-        )
+            turns.append(await ask_question(ctx, judge, prompt, round=r, protocol=NAME, side=assigned_side))
+        turns.append(await consultant_turn(ctx, consultant, r, side=assigned_side, history=turns))
     verdict, final = await ask_judge(
         ctx,
         judge,
         judge_prompt(ctx, side=assigned_side, history=turns),
-        protocol="consultancy",
+        protocol=NAME,
         sees_article=False,
     )
     turns.append(final)
     return transcript, verdict
+
+
+async def consultant_turn(ctx: Context, consultant: Model, r: int, *, side: int, history: list[Turn]) -> Turn:
+    prompt = consultant_prompt(ctx, r, side=side, history=history)
+    return await speak(ctx, consultant, prompt, speaker=CONSULTANT, role="consultant", side=side, round=r,
+                       protocol=NAME)
+
+
+class Consultancy(Protocol):
+    """One consultant, assigned the correct answer in one episode and the incorrect one in
+    another; the judge questions it, so each transcript is that judge's own."""
+
+    name = NAME
+    reads = ("consultancy_rounds", *AGENT_OPTIONS, *JUDGE_OPTIONS)
+    title = "Consultancy"
+    colour = "#e6a23c"
+    order = 2
+
+    def plan(self, slot: Slot) -> list[Episode]:
+        return [
+            Episode(slot.key(judge, slot.agent, assigned), self.name, slot.item, slot.order, judge, slot.agent,
+                    None, assigned, rounds=slot.options["consultancy_rounds"], replicate=slot.replicate,
+                    variant=slot.variant)
+            for judge in slot.judges
+            for assigned in ("correct", "incorrect")
+        ]
+
+    def assigned_side(self, ep: Episode) -> int | None:
+        correct = Item.correct_position(ep.order)
+        return correct if ep.assigned == "correct" else 3 - correct
+
+    async def run(self, env: Env, ep: Episode, ctx: Context) -> Outcome:
+        assert ep.agent is not None
+        side = self.assigned_side(ep)
+        assert side is not None
+        t, v = await consultancy(ctx, env.agent(ep.agent), env.judge, assigned_side=side)
+        return Outcome(t, v)
+
+    def human_mode(self, ep: Episode, options: Options) -> str | None:
+        return "ask"  # the person asks the questions, so the consultant replies anew
+
+    def human_rounds(self, options: Options) -> int:
+        return options.consultancy_rounds
+
+    async def human_round(self, env: Env, ep: Episode, ctx: Context, r: int, history: list[Turn]) -> list[Turn]:
+        assert ep.agent is not None
+        side = self.assigned_side(ep)
+        assert side is not None
+        return [await consultant_turn(ctx, env.agent(ep.agent), r, side=side, history=history)]
+
+    def human_instructions(self, ep: Episode, options: Options, asking: bool) -> str:
+        return (f"A consultant argues that answer {self.assigned_side(ep)} is correct. The answer it argues for may "
+                f"be the correct one or the incorrect one. Between its turns you may ask it one question per round.")
+
+    def human_titles(self) -> tuple[str, str]:
+        return "The conversation with the consultant", "the consultant"
+

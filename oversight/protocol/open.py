@@ -16,8 +16,19 @@ agent QA row at all.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import pandas as pd
+
+from oversight.dialogue.context import Options
+from oversight.protocol.base import Protocol, Slot
+from oversight.protocol.consultancy import Consultancy
+from oversight.protocol.debate import Debate
+from oversight.protocol.episode import Episode, digest
+from oversight.protocol.qa import QA, QAWithArticle, own_qa_protocol
+
+OPEN_CONSULTANCY, OPEN_DEBATE = "open_consultancy", "open_debate"
 
 REQUIRED = (
     "task", "group", "item_id", "protocol", "judge", "agent", "agent_b", "order",
@@ -31,7 +42,7 @@ def _key(df: pd.DataFrame) -> list[str]:
 
 
 def _agent_choices(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    qa_protocol = np.where(df["group"] == "extractive", "qa_with_article", "qa")
+    qa_protocol = np.where(df["group"] == "extractive", QAWithArticle.name, QA.name)
     own = df[(df["qa_role"] == "agent") & (df["protocol"] == qa_protocol)]
     mode = own["judge_mode"] if "judge_mode" in own.columns else pd.Series(None, index=own.index, dtype=object)
     choices = own[[*key, "judge", "judge_answer", "verdict_status"]].assign(_qa_mode=mode).rename(
@@ -53,8 +64,8 @@ def derive_open(judgments: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         raise ValueError(f"derive_open needs the judgments columns {missing}")
     key = _key(judgments)
     df = judgments.reset_index(drop=True).assign(_pos=lambda d: np.arange(len(d)))
-    is_consultancy = df["protocol"] == "consultancy"
-    is_selfplay = (df["protocol"] == "debate") & df["agent"].notna() & (df["agent"] == df["agent_b"])
+    is_consultancy = df["protocol"] == Consultancy.name
+    is_selfplay = (df["protocol"] == Debate.name) & df["agent"].notna() & (df["agent"] == df["agent_b"])
     sources = df[is_consultancy | is_selfplay]
     merged = sources.merge(_agent_choices(df, key), on=[*key, "agent"], how="left", validate="many_to_one")
 
@@ -69,13 +80,13 @@ def derive_open(judgments: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     usable["agent_choice"] = usable["_choice"].astype(int)
     correct = usable["correct_answer"].astype(int)
 
-    consult = usable[usable["protocol"] == "consultancy"]
+    consult = usable[usable["protocol"] == Consultancy.name]
     consult_side = np.where(consult["assigned"] == "correct", correct[consult.index], 3 - correct[consult.index])
-    consult = consult[consult_side == consult["agent_choice"]].assign(protocol="open_consultancy")
+    consult = consult[consult_side == consult["agent_choice"]].assign(protocol=OPEN_CONSULTANCY)
 
-    debate = usable[usable["protocol"] == "debate"]
+    debate = usable[usable["protocol"] == Debate.name]
     protagonist_right = debate["agent_choice"] == correct[debate.index]
-    debate = debate.assign(protocol="open_debate", assigned=np.where(protagonist_right, "correct", "incorrect"))
+    debate = debate.assign(protocol=OPEN_DEBATE, assigned=np.where(protagonist_right, "correct", "incorrect"))
 
     out = pd.concat([consult, debate]).sort_values("_pos", kind="stable")
     # Which mode the agent's own QA ran in decides the sides followed: part of the condition.
@@ -83,6 +94,50 @@ def derive_open(judgments: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         out["qa_mode"] = out["_qa_mode"]
     out = out.drop(columns=["_pos", "_choice", "_qa_status", "_qa_mode"]).reset_index(drop=True)
     out["agent_choice"] = out["agent_choice"].astype("Int64")
-    counts["open_consultancy"] = int((out["protocol"] == "open_consultancy").sum())
-    counts["open_debate"] = int((out["protocol"] == "open_debate").sum())
+    for name in (OPEN_CONSULTANCY, OPEN_DEBATE):
+        counts[name] = int((out["protocol"] == name).sum())
     return out, counts
+
+
+class OpenConsultancy(Protocol):
+    """The consultancy rows whose assigned answer is the one the agent chose itself."""
+
+    name = OPEN_CONSULTANCY
+    reads: ClassVar[tuple[str, ...]] = ()  # derived: its rows are its source's, run with that variant's options
+    title = "Open consultancy"
+    colour = Consultancy.colour
+    order = 4
+    derived_from = Consultancy.name
+
+    def plan(self, slot: Slot) -> list[Episode]:
+        """No episodes of its own: the agent's own QA answer, which picks its side. It uses
+        the spec's own settings (agents.qa_mode), never a variant's: which side an open
+        protocol follows must not move with them."""
+        if slot.agent is None:
+            return []
+        proto = own_qa_protocol(slot.item)
+        base = (slot.item.task, slot.item.item_id, slot.replicate)
+        return [Episode(digest(proto, "agent-qa", *base, slot.order, slot.agent), proto, slot.item, slot.order,
+                        slot.agent, qa_role="agent", replicate=slot.replicate, variant=proto)]
+
+    def derive(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+        derived, counts = derive_open(rows)
+        return derived[derived["protocol"] == self.name], counts
+
+    def row_settings(self, options: Options) -> dict[str, Any]:
+        return Consultancy().row_settings(options)
+
+
+class OpenDebate(OpenConsultancy):
+    """The self-play debate rows, with the agent's own choice as the protagonist's side."""
+
+    name = OPEN_DEBATE
+    title = "Open debate"
+    colour = Debate.colour
+    order = 5
+    derived_from = Debate.name
+    headline = (OPEN_CONSULTANCY,)
+    headline_rank = 2
+
+    def row_settings(self, options: Options) -> dict[str, Any]:
+        return Debate().row_settings(options)

@@ -5,8 +5,9 @@ reader can find its wording, and `oversight list protocols` can show it) and may
 options. Unknown keys are rejected with the file, the key and the nearest valid key
 (oversight/config.py).
 
-Every name a spec lists under `protocols:` is a *variant*: a base protocol (one of the six)
-plus the options its preset sets. The six base presets set none, so the spec's `debate:`,
+Every name a spec lists under `protocols:` is a *variant*: a base protocol (a registered
+protocol: the six built-ins or a plugin's, oversight/protocol/registry.py) plus the
+options its preset sets. The six base presets set none, so the spec's `debate:`,
 `consultancy:`, `judge:` and `agents:` blocks govern them; a variant's own options override
 those blocks for that variant alone. So `protocols: [debate, debate_seq, debate_bo4,
 consultancy_cot]` runs an ablation grid in one run, and every row says which variant and
@@ -18,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from oversight import catalogue
 from oversight.config import Strict, load_yaml
 from oversight.errors import OversightError, unknown_name
+from oversight.protocol import registry
 
-Kind = Literal["qa", "consultancy", "debate", "open"]
+OPEN_KIND = "open"  # a derived protocol; which one, its derived_from says
 ALL_GROUPS = ("extractive", "closed", "multimodal")
 
 
@@ -50,29 +52,11 @@ class PresetOptions(Strict):
         return self.model_dump(exclude_none=True)
 
 
-BASES = ("qa", "qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate")
-
-# The options each base protocol reads. Any other option a preset sets would be listed,
-# shown in every row and silently ignored (a "rounds do not matter" ablation that never
-# varied the rounds), so it is refused. Open protocols generate nothing: their rows are
-# their source variant's, run with that variant's options.
-_JUDGE = ("judge_mode", "shots", "prompt_set")
-_AGENT = ("word_limit", "passage_match")
-APPLIES: dict[str, tuple[str, ...]] = {
-    "qa": _JUDGE,
-    "qa_with_article": _JUDGE,
-    "consultancy": ("consultancy_rounds", *_AGENT, *_JUDGE),
-    "debate": ("rounds", "turns", "first_round_simultaneous", "best_of", "interactive", *_AGENT, *_JUDGE),
-    "open_consultancy": (),
-    "open_debate": (),
-}
-
-
 class ProtocolPreset(Strict):
     name: str
     description: str
-    kind: Kind
-    base: Literal["qa", "qa_with_article", "consultancy", "debate", "open_consultancy", "open_debate"] | None = None
+    kind: str  # a registered protocol, or `open`
+    base: str | None = None  # a registered protocol
     groups: list[Literal["extractive", "closed", "multimodal"]] = [
         "extractive",
         "closed",
@@ -83,15 +67,27 @@ class ProtocolPreset(Strict):
     derived_from: list[str] = []
     options: PresetOptions = PresetOptions()
 
+    @field_validator("kind", "base")
+    @classmethod
+    def _registered(cls, value: str | None) -> str | None:
+        known = registry.names()
+        if value is not None and value != OPEN_KIND and value not in known:
+            raise ValueError(f"'{value}' is not a protocol; known: {', '.join(known)} (or `{OPEN_KIND}`)")
+        return value
 
     def base_protocol(self) -> str:
         if self.base is not None:
             return self.base
-        if self.name in BASES:
+        if self.name in registry.names():
             return self.name
-        if self.kind == "open":
-            source = self.derived_from[0] if self.derived_from else "debate"
-            return "open_consultancy" if "consultancy" in source else "open_debate"
+        if self.kind == OPEN_KIND:
+            if not self.derived_from:
+                raise OversightError(f"protocols/{self.name}.yaml: kind `{OPEN_KIND}` needs derived_from (its source).")
+            source = resolve_variant(self.derived_from[0], f"protocols/{self.name}.yaml (derived_from)").base
+            for p in registry.ordered():
+                if p.derived_from == source:
+                    return p.name
+            raise OversightError(f"protocols/{self.name}.yaml: no registered protocol is derived from '{source}'.")
         return self.kind
 
 
@@ -107,41 +103,46 @@ class Variant:
 
     @property
     def is_open(self) -> bool:
-        return self.base.startswith("open_")
+        """Derived from another variant's rows (no episodes of its own)."""
+        return registry.get(self.base).derived_from is not None
 
 
 def resolve_variant(name: str, where: str = "spec") -> Variant:
     """The variant a `protocols:` entry names (a preset in protocols/, or a base protocol)."""
     path = catalogue.find("protocols", name)
     if path is None:
-        if name in BASES:
-            return Variant(name, name, {}, name.removeprefix("open_") if name.startswith("open_") else None,
-                           ("extractive",) if name == "qa_with_article" else ALL_GROUPS)
-        raise unknown_name("protocol", name, preset_names(), where)
+        if name in registry.names():
+            proto = registry.get(name)
+            return Variant(name, name, {}, proto.derived_from, tuple(proto.groups))
+        raise unknown_name("protocol", name, sorted({*preset_names(), *registry.names()}), where)
     preset = load_preset(name)
     base = preset.base_protocol()
-    if base not in BASES:
-        raise OversightError(f"{path}: base protocol '{base}' is not one of {', '.join(BASES)}.")
-    source = None
-    if base.startswith("open_"):
-        source = preset.derived_from[0] if preset.derived_from else base.removeprefix("open_")
-    return Variant(name, base, preset.options.set_values(), source, tuple(preset.groups))
+    if base not in registry.names():
+        raise OversightError(f"{path}: base protocol '{base}' is not one of {', '.join(registry.names())}.")
+    proto = registry.get(base)
+    source = proto.derived_from
+    if source is not None and preset.derived_from:
+        source = preset.derived_from[0]
+    groups = tuple(g for g in preset.groups if g in proto.groups)
+    return Variant(name, base, preset.options.set_values(), source, groups)
 
 
 def check_options(preset: ProtocolPreset, base: str, path: str) -> None:
-    """Refuse an option the base protocol never reads, naming the file, the key and what
-    would be valid (oversight/protocol/presets.py, APPLIES)."""
+    """Refuse an option the base protocol never reads (its `reads`), naming the file, the
+    key and what would be valid: it would be listed, shown in every row and silently
+    ignored (a "rounds do not matter" ablation that never varied the rounds)."""
     values = preset.options.set_values()
-    valid = APPLIES[base]
+    proto = registry.get(base)
+    valid = proto.reads
     for key in values:
         if key in valid:
             continue
-        if base.startswith("open_"):
-            source = preset.derived_from[0] if preset.derived_from else base.removeprefix("open_")
-            hint = (f"an open protocol generates nothing: its rows are those of '{source}', so set the option "
+        if proto.derived_from is not None:
+            source = preset.derived_from[0] if preset.derived_from else proto.derived_from
+            hint = (f"a derived protocol generates nothing: its rows are those of '{source}', so set the option "
                     f"in that variant's preset and name it in derived_from")
-        elif base == "consultancy" and key == "rounds":
-            hint = "a consultancy preset sets its rounds as consultancy_rounds"
+        elif key == "rounds" and "consultancy_rounds" in valid:
+            hint = f"a {base} preset sets its rounds as consultancy_rounds"
         else:
             hint = f"a {base} preset may set {', '.join(valid)}"
         raise OversightError(
@@ -168,7 +169,7 @@ def load_preset(name: str) -> ProtocolPreset:
     preset = load_yaml(ProtocolPreset, path)
     if preset.name != path.stem:
         raise OversightError(f"{path}: name '{preset.name}' does not match the file name '{path.stem}'.")
-    if preset.base_protocol() in BASES:
+    if preset.base_protocol() in registry.names():
         # Checked on every read, so `list protocols` never shows a setting a run would ignore.
         check_options(preset, preset.base_protocol(), str(path))
     return preset

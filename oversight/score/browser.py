@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from oversight.protocol import registry
 from oversight.score.frame import judge_order, normalize_judgments, protocol_rank
 
 _ARTICLE = re.compile(r"<article>\n(.*?)\n</article>", re.S)
@@ -107,7 +108,7 @@ JS = r"""
     if (!s[1].length && !s[2].length && c.k === 't' && c.o != null) {
       var cpos = c.o === 1 ? 2 : 1;
       var a = c.a ? ' (' + c.a + ')' : '', b = c.b ? ' (' + c.b + ')' : a;
-      if (c.p === 'debate') { s[1].push('Alice' + a); s[2].push('Bob' + b); }
+      if (c.b) { s[1].push('Alice' + a); s[2].push('Bob' + b); }
       else if (c.s) s[c.s === 'correct' ? cpos : 3 - cpos].push('Consultant' + a);
     }
     return s;
@@ -225,9 +226,9 @@ JS = r"""
     if (c.k === 'q') head.push('QA: ' + c.v.length + ' verdict' + (c.v.length === 1 ? '' : 's') + ' on this item');
     else {
       head.push('<b>' + esc(c.var || c.p) + '</b>');
-      if (c.p === 'consultancy' && c.s) head.push('consultant assigned the ' + esc(c.s) + ' answer');
+      if (!c.b && c.s) head.push('consultant assigned the ' + esc(c.s) + ' answer');
       if (c.n != null) head.push(c.n + ' round' + (c.n === 1 ? '' : 's'));
-      if (c.ts && c.p === 'debate') head.push(esc(c.ts));
+      if (c.ts) head.push(esc(c.ts));
       if (c.bo > 1) head.push('best of ' + c.bo);
       if (c.r != null && D.replicates) head.push('replicate ' + c.r);
     }
@@ -468,25 +469,27 @@ def browser_data(judgments: pd.DataFrame, turns: pd.DataFrame | None, items: pd.
             item_rec.setdefault((str(irec.get("run_id") or ""), str(irec["task"]), str(irec["item_id"])), irec)
 
     cards: dict[tuple[str, ...], dict[str, Any]] = {}
+    derived_names = registry.derived_protocols()
     for n, r in enumerate(rows):
         run, tsk, iid = str(r["run_id"] or ""), str(r["task"]), str(r["item_id"])
         protocol = str(r["protocol"])
-        qa = r["agent"] is None and not protocol.startswith("open_")
+        derived = protocol in derived_names
+        qa = r["agent"] is None and not derived
         key = ("q", run, tsk, iid) if qa else ("t", run, str(r["transcript_id"] or r["episode_id"] or f"row{n}"))
         card = cards.get(key)
         if card is None:
             card = cards[key] = {"k": key[0], "_item": (run, tsk, iid), "_group": r["group"], "v": []}
             if not qa:
                 card["t"] = key[2]
-        if not qa and (not protocol.startswith("open_") or "p" not in card):
+        if not qa and (not derived or "p" not in card):
             # the card's own protocol and settings come from its assigned (non-open) row
             card.update({k: v for k, v in (
-                ("p", protocol.removeprefix("open_")), ("o", _int(r["order"])), ("a", r["agent"]), ("b", r["agent_b"]),
+                ("p", registry.source_of(protocol)), ("o", _int(r["order"])), ("a", r["agent"]), ("b", r["agent_b"]),
                 ("s", r["assigned"]), ("r", _int(r["replicate"])), ("n", _int(r["rounds"])),
                 ("ts", r["turn_style"]), ("bo", _int(r["best_of"])),
                 ("var", r["variant"] if r["variant"] and r["variant"] != protocol else None)) if v is not None})
         elif qa:
-            card["p"] = "qa"
+            card.setdefault("p", protocol)
         p = r["p_correct"]
         card["v"].append([
             protocol, str(r["judge"] or ""), _int(r["order"]), _int(r["correct_answer"]), _int(r["judge_answer"]),

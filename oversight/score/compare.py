@@ -16,7 +16,8 @@ Orientation: `protocol_a` is the later protocol in the paper's order (qa, qa_wit
 consultancy, debate, open_consultancy, open_debate), so `diff = acc_a - acc_b` reads as
 "how much the more elaborate protocol adds", e.g. debate − qa.
 
-`headline_table` keeps the comparisons the paper's findings are about (`HEADLINE_PAIRS`).
+`headline_table` keeps the comparisons the paper's findings are about (`headline_pairs()`:
+what each registered protocol says it is compared with, `headline` in protocol/base.py).
 Cross-play debates (two different debater models) are tournament games for Elo, not a
 protocol arm, and are left out here, as are the agent's own QA rows; failed episodes are
 left out unless `errors="wrong"`.
@@ -30,6 +31,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from oversight.protocol import registry
 from oversight.score.frame import (
     CI_DIFF_TAG,
     MIN_CI_ITEMS,
@@ -51,14 +53,11 @@ COMPARISON_COLUMNS = [
     "p_value", "n_resamples", "significant",
 ]  # fmt: skip
 
-# The comparisons the paper's findings are about, as (protocol_a, protocol_b), in the
-# order the headline lists them.
-HEADLINE_PAIRS: tuple[tuple[str, str], ...] = (
-    ("debate", "consultancy"),
-    ("debate", "qa"),
-    ("qa_with_article", "qa"),
-    ("open_debate", "open_consultancy"),
-)
+def headline_pairs() -> tuple[tuple[str, str], ...]:
+    """The comparisons the headline lists, as (protocol_a, protocol_b), in order."""
+    return registry.headline_pairs()
+
+
 HEADLINE_COLUMNS = ["group", "judge", "comparison", *COMPARISON_COLUMNS[4:]]
 
 ALPHA = 0.05
@@ -262,12 +261,12 @@ def comparisons_table(
 def headline_table(comparisons: pd.DataFrame, judges: Sequence[str] = ()) -> pd.DataFrame:
     """The paper's comparisons at group level, per task group and judge: debate vs
     consultancy, debate vs QA, QA with vs without the article, open debate vs open
-    consultancy (`HEADLINE_PAIRS`), in that order; judges in the order given (the spec's,
+    consultancy (`headline_pairs()`), in that order; judges in the order given (the spec's,
     weak to strong), then any others. `comparison` reads "debate − consultancy"."""
     if comparisons is None or len(comparisons) == 0:
         return pd.DataFrame(columns=HEADLINE_COLUMNS)
     c = comparisons[comparisons["level"].eq("group")]
-    rank = {pair: i for i, pair in enumerate(HEADLINE_PAIRS)}
+    rank = {pair: i for i, pair in enumerate(headline_pairs())}
     pair = list(zip(c["protocol_a"].astype(str), c["protocol_b"].astype(str), strict=True))
     c = c.assign(_pair=[rank.get(p, -1) for p in pair])
     c = c[c["_pair"] >= 0]

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from oversight.protocol import registry
 from oversight.score.frame import check_errors_mode, is_cross_play, mean_ci, normalize_judgments, scored_rows
 
 LN10 = float(np.log(10.0))
@@ -222,7 +223,7 @@ def debate_games(judgments: pd.DataFrame, split_sides: bool = False) -> pd.DataF
     j = normalize_judgments(judgments)
     answer = pd.to_numeric(j["judge_answer"], errors="coerce")
     keep = (
-        j["protocol"].astype(str).eq("debate")
+        j["protocol"].astype(str).isin(registry.game_protocols())
         & is_cross_play(j)
         & j["verdict_status"].eq("ok")
         & answer.isin([1, 2])
@@ -247,7 +248,7 @@ def tournaments(judgments: pd.DataFrame) -> list[tuple[tuple[object, ...], pd.Da
     """Debate rows grouped by (judge, rounds, turn_style), keeping groups with cross-play;
     where rows of `variant: tournament` exist, only those."""
     j = normalize_judgments(judgments)
-    deb = j[j["protocol"].astype(str).eq("debate") & j["agent"].notna() & j["agent_b"].notna()]
+    deb = j[j["protocol"].astype(str).isin(registry.game_protocols()) & j["agent"].notna() & j["agent_b"].notna()]
     tournament = deb["variant"].astype(object).eq(TOURNAMENT)
     if tournament.any():
         # The tournament's own rows only: the main grid's self-play debates (same judge,

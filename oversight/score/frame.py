@@ -12,14 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-PROTOCOL_ORDER = (
-    "qa",
-    "qa_with_article",
-    "consultancy",
-    "debate",
-    "open_consultancy",
-    "open_debate",
-)
+from oversight.protocol import registry
 
 GROUP_ORDER = ("extractive", "closed", "multimodal")
 
@@ -191,10 +184,8 @@ def elo_scale_text(elo: pd.DataFrame) -> str:
 
 
 def protocol_rank(protocol: object) -> int:
-    try:
-        return PROTOCOL_ORDER.index(str(protocol))
-    except ValueError:
-        return len(PROTOCOL_ORDER)
+    """Its place in tables and figures: the protocol's `order` (unknown names last)."""
+    return registry.rank(str(protocol))
 
 
 def group_rank(group: object) -> tuple[int, str]:

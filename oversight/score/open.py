@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from oversight.protocol import registry
 from oversight.score.accuracy import aggregate_items, sort_table
 from oversight.score.frame import (
     CI_TAG,
@@ -44,7 +45,7 @@ def open_table(judgments: pd.DataFrame, errors: str = "exclude") -> pd.DataFrame
     """Win rate and split accuracy for every open_* condition, per task and per group."""
     check_errors_mode(errors)
     protocols = judgments["protocol"].astype(str) if len(judgments) else pd.Series(dtype=str)
-    rows = judgments[protocols.str.startswith("open_")] if len(judgments) else judgments
+    rows = judgments[protocols.isin(registry.derived_protocols())] if len(judgments) else judgments
     if len(rows) == 0:
         return pd.DataFrame(columns=OPEN_COLUMNS)
     j = normalize_judgments(rows)

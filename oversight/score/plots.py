@@ -28,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from oversight.protocol import registry
 from oversight.score.frame import (
     FEW_ITEMS,
     elo_scale_value,
@@ -44,15 +45,7 @@ SIM_LABEL = "SIMULATED (sim models)"
 FEW_LABEL = f"< {FEW_ITEMS} items (n on bar)"
 DPI = 110
 
-# One colour per protocol, the same in every figure.
-PROTOCOL_COLOURS = {
-    "qa": "#9e9e9e",
-    "qa_with_article": "#4d4d4d",
-    "consultancy": "#e6a23c",
-    "debate": "#2f6db5",
-    "open_consultancy": "#e6a23c",
-    "open_debate": "#2f6db5",
-}
+# One colour per protocol (its `colour`), the same in every figure; these for the rest.
 EXTRA_COLOURS = ["#7b4fa0", "#3a9a5b", "#c0392b", "#16a5a5", "#b5651d", "#d35fb7", "#6b8e23", "#8c564b"]
 
 
@@ -84,9 +77,9 @@ def _colours(conditions: Sequence[str], protocols: dict[str, str]) -> dict[str, 
     used: set[str] = set()
     extra = iter(EXTRA_COLOURS * 4)
     for cond in conditions:
-        base = PROTOCOL_COLOURS.get(cond)
+        base = registry.colour(cond)
         if base is None or base in used:
-            base = PROTOCOL_COLOURS.get(protocols.get(cond, ""))
+            base = registry.colour(protocols.get(cond, ""))
             if base is None or base in used:
                 base = next(extra)
         out[cond] = base
@@ -138,7 +131,7 @@ def plot_accuracy(summary: pd.DataFrame, path: Path, simulated: bool = False,
         return None
     s = summary[summary["level"].eq("group")]
     s = s[~is_cross_play(s)]
-    s = s[~s["protocol"].astype(str).str.startswith("open_")]
+    s = s[~s["protocol"].astype(str).isin(registry.derived_protocols())]
     s = s[s["accuracy"].notna()]
     groups = _groups(s)
     if not groups:

@@ -38,7 +38,7 @@ from oversight.score.build import (
     read_table,
     spec_judges,
 )
-from oversight.score.compare import HEADLINE_PAIRS, comparisons_table, headline_table
+from oversight.score.compare import comparisons_table, headline_pairs, headline_table
 from oversight.score.frame import (
     ELO_UNSTABLE_NOTE,
     FEW_ITEMS,
@@ -449,7 +449,7 @@ def run_summary(
     manifest = read_manifest(d)
     judges = judge_order(j, spec_judges(manifest)) if len(j) else []
     comparisons = comparisons_table(j, n_resamples=n_resamples, seed=seed, errors=errors,
-                                    pairs=HEADLINE_PAIRS, levels=("group",))
+                                    pairs=headline_pairs(), levels=("group",))
     tables = {
         "summary": summary_table(j, errors=errors, levels=("group",)),
         "headline": headline_table(comparisons, judges),

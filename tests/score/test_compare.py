@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from oversight.score import comparisons_table, headline_table, paired_permutation
-from oversight.score.compare import HEADLINE_PAIRS
+from oversight.score.compare import headline_pairs
 
 
 def frame(n_items=25, seed=0):
@@ -126,7 +126,7 @@ def test_headline_keeps_the_papers_pairs_in_order_with_judges_in_spec_order():
     assert list(head.judge) == ["weak"] * 4 + ["strong"] * 4
     assert list(head.comparison[:4]) == ["debate − consultancy", "debate − qa", "qa_with_article − qa",
                                          "open_debate − open_consultancy"]
-    fast = comparisons_table(j, n_resamples=99, pairs=HEADLINE_PAIRS, levels=("group",))
+    fast = comparisons_table(j, n_resamples=99, pairs=headline_pairs(), levels=("group",))
     assert len(fast) == 8
     full = comparisons_table(j, n_resamples=99)
     assert len(full) > len(fast) * 2
