@@ -21,6 +21,7 @@ validation error can point at the line that holds the bad value.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import types
 from collections.abc import Hashable, Iterator
@@ -67,6 +68,9 @@ def _scalar_kinds(annotation: Any) -> set[type]:
     return {annotation} if annotation in (bool, int, float, str) else set()
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
 def _kind_problem(annotation: Any, value: Any) -> str | None:
     kinds = _scalar_kinds(annotation)
     numeric = kinds & {int, float}
@@ -75,6 +79,8 @@ def _kind_problem(annotation: Any, value: Any) -> str | None:
         if numeric and bool not in kinds:
             return f"{str(value).lower()} is a yes/no value, not a number; write {number}"
         return None
+    if float in kinds and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        return None  # PyYAML reads `1e-3` (no dot) as text; pydantic turns it into the number
     if isinstance(value, str) and str not in kinds and (numeric or bool in kinds):
         wanted = "true or false" if not numeric else number
         return f"{value!r:.40} is text; write {wanted} (without quotes)"
@@ -226,10 +232,8 @@ def require_regular_file(path: Path) -> None:
     and a link to /dev/zero or /dev/urandom never ends."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise OversightError(f"File not found: {path}.") from None
-    except OSError as exc:
-        raise OversightError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except OSError:
+        return  # missing or unreadable: the caller's open says so in its own words
     if stat.S_ISDIR(mode):
         raise OversightError(f"{path} is a directory; expected a file.")
     if not stat.S_ISREG(mode):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from rich.console import Console
@@ -22,6 +22,9 @@ class Snapshot:
     tokens: int
     cost_usd: float
     cached_input_tokens: int = 0  # part of `tokens` read from providers' prompt caches
+    # Models waiting to retry (a 429's Retry-After, or backoff), with the wall-clock time
+    # (epoch seconds) they wait until.
+    backing_off: dict[str, float] = field(default_factory=dict)
 
 
 class Reporter:
@@ -53,7 +56,18 @@ class Reporter:
             f"({s.cache_hits} cached) · {s.tokens:,} tokens ({s.cached_input_tokens:,} prompt-cached) · "
             f"${s.cost_usd:.4f} · "
             f"{(s.done - self._base) / elapsed:.1f} ep/s"
+            + self._waits(s)
         )
+
+    @staticmethod
+    def _waits(s: Snapshot) -> str:
+        now = time.time()
+        waiting = {m: t for m, t in s.backing_off.items() if t > now}
+        if not waiting:
+            return ""
+        until = ", ".join(f"{m} until {time.strftime('%H:%M:%S %Z', time.localtime(t))}"
+                          for m, t in sorted(waiting.items()))
+        return f" · backing off (rate limit or errors): {until}"
 
     def __enter__(self) -> Reporter:
         if self.live:

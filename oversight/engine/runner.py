@@ -111,6 +111,7 @@ class Run:
         self.batch_wide = False
         self.batch_summary: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}  # more manifest keys (a re-judged run's source)
+        self._models: dict[str, Model] = {}
 
     def note(self, message: str) -> None:
         """A warning: printed now, and kept for the manifest and the end-of-run summary."""
@@ -119,6 +120,9 @@ class Run:
             print(f"note: {message}", file=self.stream, flush=True)
 
     def on_fatal(self, failure: CallFailure) -> None:
+        model = self._models.get(failure.model)
+        if model is not None and model.stopped is None:
+            model.stopped = failure.error  # its queued calls fail without being sent
         if self.fatal is not None:
             return
         card = self.prep.cards.get(failure.model)
@@ -144,6 +148,7 @@ class Run:
 
     async def execute(self, models: dict[str, Model], journal: Journal) -> None:
         prep = self.prep
+        self._models = models
         finished = self.before.finished(self.keep_errors)
         todo = [e for e in prep.plan.episodes if e.episode_id not in finished]
         retried = sum(1 for r in self.before.judgments
@@ -166,10 +171,13 @@ class Run:
             s = [m.stats for m in models.values()]
             return Snapshot(self.done, len(prep.plan.episodes), self.errors, sum(x.calls for x in s),
                             sum(x.cache_hits for x in s), sum(x.input_tokens + x.output_tokens for x in s),
-                            self.spent(models), sum(x.cached_input_tokens for x in s))
+                            self.spent(models), sum(x.cached_input_tokens for x in s),
+                            {label: m.stats.backoff_until for label, m in models.items() if m.stats.backoff_until})
 
         reporter = Reporter(snapshot, f"{prep.spec.name} {self.run_id}", self.stream,
                             simulated=any(m.simulated for m in models.values()))
+        for m in models.values():
+            m.on_backoff = lambda: reporter.update(force=True)
 
         async def worker() -> None:
             for ep in queue:

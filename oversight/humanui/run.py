@@ -167,6 +167,15 @@ def load_run(run_dir: Path) -> HumanRun:
             f"written by `oversight run`, e.g. runs/NAME/<run_id>/."
         )
     manifest = read_manifest(run_dir)
+    if manifest.get("status") == "running":
+        # The caller holds the run's lock, so no `oversight run` is writing it: one was killed
+        # (kill -9, a crash, a lost machine) before it could seal. Sealing or judging now
+        # would present its half-written tables as a run.
+        raise OversightError(
+            f"{run_dir / MANIFEST} says the run is still running, but no process holds it: `oversight run` was "
+            f"killed before it finished. Finish it first with `oversight run {spec_path} --resume --out {run_dir}` "
+            f"(nothing journaled is lost), then judge or seal it."
+        )
     spec = load_spec(spec_path)
     # Keys are checked when a model is first called: judging QA or a stored debate needs none.
     prep = prepare(spec, str(spec_path), check_keys=False)

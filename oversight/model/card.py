@@ -79,6 +79,9 @@ class ModelCard(Strict):
     price: Price = Price()
     timeout_s: float = Field(120.0, gt=0, le=3600, allow_inf_nan=False)
     max_retries: int = Field(6, ge=0, le=100)
+    # A server's Retry-After is honoured up to this many seconds per wait: a 429 asking for
+    # an hour must not stall a run silently (the progress line says who waits until when).
+    max_retry_after_s: float = Field(300.0, gt=0, le=86_400, allow_inf_nan=False)
     images: bool | None = None  # None: the provider's default capability
     logprobs: bool | None = None
     # Provider prompt caching (oversight/model/prompt_cache.py): Anthropic cache breakpoints,

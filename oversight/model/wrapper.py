@@ -47,6 +47,8 @@ class ModelStats:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
+    # Wall-clock time (epoch seconds) until which a call of this model is waiting to retry.
+    backoff_until: float = 0.0
 
 
 @dataclass
@@ -71,6 +73,11 @@ class Model:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     # Set for a batch-enabled model (oversight/model/batch.py): calls go into its waves.
     batch: BatchCollector | None = None
+    # Told whenever a call starts waiting to retry (the run's progress line shows it).
+    on_backoff: Callable[[], None] | None = None
+    # Set when the provider refused a call in a way every call would repeat (401/403/404):
+    # calls still queued for a slot fail at once instead of each being sent.
+    stopped: ModelCallError | None = None
 
     def __post_init__(self) -> None:
         self.stats = ModelStats()
@@ -200,7 +207,11 @@ class Model:
                     self.stats.retries += retries
                     raise CallFailure(err, retries, self.label) from None
                 if not in_batch:  # waiting for the next wave is a batch call's backoff
-                    await self.sleep(self._backoff(retries, err.retry_after))
+                    delay = self._backoff(retries, err.retry_after)
+                    self.stats.backoff_until = max(self.stats.backoff_until, time.time() + delay)
+                    if self.on_backoff is not None:
+                        self.on_backoff()
+                    await self.sleep(delay)
                 retries += 1
 
     async def _down_locally(self, err: ModelCallError) -> ModelCallError | None:
@@ -225,16 +236,24 @@ class Model:
 
     def _backoff(self, retries: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, BACKOFF_CAP_S * 5)
+            return min(retry_after, self.card.max_retry_after_s)
         # Full jitter: spreads out clients that failed together.
         return self.rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**retries))
 
+    def _check_stopped(self) -> None:
+        if self.stopped is not None:
+            raise ModelCallError(self.stopped.kind, f"not sent: an earlier call to this model was refused "
+                                 f"({self.stopped.args[0]})", status=self.stopped.status)
+
     async def _attempt(self, request: GenerateRequest) -> GenerateResponse:
+        self._check_stopped()
         async with self._sem:
+            self._check_stopped()  # stopped while this call waited for a slot
             if self._rpm is not None:
                 await self._rpm.acquire()
             if self._tpm is not None:
                 await self._tpm.acquire(min(self._estimate_tokens(request), self.card.tpm or 0))
+            self._check_stopped()
             self.stats.attempts += 1
             start = time.perf_counter()
             try:

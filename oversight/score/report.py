@@ -11,6 +11,7 @@ matplotlib), so it costs a fraction of a second after a run. Building the full r
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
@@ -324,6 +325,7 @@ def summary_text(
     notes: Sequence[str] = (),
     width: int = WIDTH,
     max_lines: int = MAX_LINES,
+    warnings: Sequence[str] = (),
 ) -> str:
     """The terminal summary: failures (if any), the headline comparisons, accuracy per task
     group and judge, the agent's own QA, Elo (when the tables have it), notes, and where
@@ -339,6 +341,7 @@ def summary_text(
     n_len = int((status.eq("ok") & j["verdict_rule"].astype(object).eq("lenient")).sum()) \
         if n and "verdict_rule" in j.columns else 0
     top = [f"*** {SIM_BANNER}: numbers from the built-in simulated models, not real LLMs ***"] if simulated else []
+    top.extend(warnings)  # before anything else, never cut: a partial run must not read as whole
     top.append(f"{title + ' · ' if title else ''}{n:,} judged instances"
                + (f" ({agent:,} the agent's own QA)" if agent else "")
                + f" · {n_inv:,} invalid or refused (scored wrong) · {n_err:,} failed"
@@ -407,6 +410,31 @@ def summary_text(
     return "\n".join(line.replace(VERBATIM, "  ") for line in lines[:max_lines])
 
 
+def partial_warnings(run_dirs: Sequence[Path]) -> list[str]:
+    """One line for each run that is not complete (interrupted, stopped by its budget,
+    killed while running): its numbers cover only the episodes that finished."""
+    out = []
+    for d in run_dirs:
+        d = d.parent if d.is_file() else d
+        try:
+            manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = None
+        if not isinstance(manifest, dict):
+            out.append(f"PARTIAL? {d}: its manifest.json is missing or unreadable, so whether the run finished "
+                       f"is unknown.")
+            continue
+        status = str(manifest.get("status", "unknown"))
+        plan = manifest.get("plan")
+        planned = plan.get("episodes") if isinstance(plan, dict) else None
+        if status != "complete":
+            of = f" of the {planned:,} planned" if isinstance(planned, int) and not isinstance(planned, bool) else ""
+            out.append(f"PARTIAL RUN: {d} is not complete (status: {status}); these numbers cover only the "
+                       f"episodes{of} that finished. `oversight run {d / 'spec.yaml'} --resume --out {d}` "
+                       f"completes it.")
+    return out
+
+
 def format_summary(result: ReportResult, notes: Sequence[str] = ()) -> str:
     """The terminal summary of a built report, ending with where its files are."""
     title = "; ".join(result.names[:2]) + (f" (+{len(result.names) - 2} runs)" if len(result.names) > 2 else "")
@@ -419,7 +447,7 @@ def format_summary(result: ReportResult, notes: Sequence[str] = ()) -> str:
         footer.append(f"Tables: {n_tables} parquet files in {result.out_dir}" + (f"; plots: {plots}" if plots else ""))
     return summary_text(result.judgments, result.tables, judges=result.judges, simulated=result.simulated,
                         title=title, errors=result.errors, n_resamples=result.n_resamples, footer=footer,
-                        notes=notes)
+                        notes=notes, warnings=partial_warnings(result.run_dirs))
 
 
 def format_tables(result: ReportResult, task_level: bool = False) -> str:
