@@ -93,6 +93,7 @@ class HumanRun:
     cards: dict[str, ModelCard]
     templates: dict[str | None, Templates] = field(default_factory=dict)
     people: list[str] = field(default_factory=list)  # human judges in the order they came
+    started: set[str] = field(default_factory=set)  # human episode ids half done (drafts)
 
     def options(self, unit: Unit) -> Options:
         return self.prep.variant_options.get(unit.variant, self.prep.options)
@@ -140,9 +141,16 @@ class HumanRun:
         chosen = []
         for rank, item in enumerate(items):
             views = interleaved(by_item[item])
-            judged = [u for u in views if human_episode_id(label, u) in self.done]
+            judged = [u for u in views if human_episode_id(label, u) in self.done | self.started]
             chosen += judged or [views[(k + rank) % len(views)]]
         return chosen
+
+
+def _started(run_dir: Path, done: set[str]) -> set[str]:
+    """Human episodes in progress (human_drafts.jsonl): each keeps its view after a restart."""
+    from oversight.humanui.episode import DRAFTS, _load_drafts
+
+    return set(_load_drafts(run_dir / DRAFTS, done))
 
 
 def interleaved(units: list[Unit]) -> list[Unit]:
@@ -215,7 +223,7 @@ def load_run(run_dir: Path) -> HumanRun:
             cards[label] = ModelCard.model_validate(data)
     return HumanRun(run_dir, prep, manifest, str(manifest.get("run_id") or run_dir.name), units, transcripts,
                     missing, done, set(collected.prompt_ids), cards,
-                    people=list(dict.fromkeys(str(r["judge"]) for r in humans)))
+                    people=list(dict.fromkeys(str(r["judge"]) for r in humans)), started=_started(run_dir, done))
 
 
 def _units(prep: Prepared, transcripts: dict[str, list[Turn]], salt: str) -> tuple[list[Unit], int]:

@@ -182,7 +182,7 @@ def test_two_judges_at_once_and_the_run_lock(run_dir: Path) -> None:
 
 
 def test_a_judge_resumes_where_they_stopped_after_a_restart(run_dir: Path) -> None:
-    server, _ = start_server(run_dir)
+    server, _ = start_server(run_dir, views="all")
     try:
         judge = HttpJudge(server, "hal")
         judge.finish_episode()
@@ -194,7 +194,7 @@ def test_a_judge_resumes_where_they_stopped_after_a_restart(run_dir: Path) -> No
         half_done = judge.page
     finally:
         server.stop()
-    server, _ = start_server(run_dir)
+    server, _ = start_server(run_dir, views="all")
     try:
         again = HttpJudge(server, "Hal")  # names are not case-sensitive
         assert re.search(r"episode (\d+) of (\d+)", again.page).group(0) == progress.group(0)  # type: ignore[union-attr]
