@@ -35,10 +35,10 @@ from oversight.engine.prepare import prepare
 from oversight.engine.rejudge import shared_key
 from oversight.engine.rundir import MANIFEST, holds_run, write_json
 from oversight.engine.spec import RunSpec
+from oversight.engine.transcript_file import CONSULTANCY, DEBATE, Imported, TranscriptIn, read_transcripts
 from oversight.errors import OversightError
 from oversight.store.journal import Journal
 from oversight.store.safe_io import write_file
-from oversight.store.transcript_file import Imported, TranscriptIn, read_transcripts
 
 TASK_DIR = "task"
 
@@ -106,8 +106,8 @@ def import_transcripts(file: str | Path, task: str, out: str | Path, fmt: str | 
         # A placeholder: the transcripts' agent is named, never called (`oversight judge` refuses
         # agent calls on an imported run); the address is the discard port, where nothing listens.
         "agent": {"name": agent, "provider": "openai", "model": agent, "base_url": "http://127.0.0.1:9/v1"},
-        "judges": [], "debate": {"rounds": _rounds(records, "debate")},
-        "consultancy": {"rounds": _rounds(records, "consultancy")},
+        "judges": [], DEBATE: {"rounds": _rounds(records, DEBATE)},  # the spec's blocks bear the names
+        CONSULTANCY: {"rounds": _rounds(records, CONSULTANCY)},
         "description": f"imported from {path.name} ({fmt})",
     }
     try:
@@ -175,7 +175,7 @@ def _journal_one(journal: Journal, rec: Imported, task: str, run_id: str, salt: 
     t: TranscriptIn = rec.transcript
     rec.extra.setdefault("agent", t.agent)
     order = 0 if t.item.correct == 1 else 1
-    debate = t.protocol == "debate"
+    debate = t.protocol == DEBATE
     tid = digest("import", t.id, salt)
     rounds = max(x.round for x in t.turns)
     base = {"task": task, "item_id": t.item.id, "protocol": t.protocol, "replicate": 0, "variant": t.protocol}
@@ -184,7 +184,7 @@ def _journal_one(journal: Journal, rec: Imported, task: str, run_id: str, salt: 
     assigned = ("correct" if order == 0 else "incorrect") if debate else \
         ("correct" if consultant_side == t.item.correct else "incorrect")
     if debate:
-        key = shared_key("debate", "debate", task, t.item.id, 0, order, agent, agent, 1, rounds,
+        key = shared_key(DEBATE, DEBATE, task, t.item.id, 0, order, agent, agent, 1, rounds,
                          spec.debate.turns)
         journal.write({"type": "transcript", "transcript_id": tid, "source_id": t.id, "shared_key": list(key),
                        "extra": rec.extra, "turns": turns, "calls": []})

@@ -35,18 +35,15 @@ from oversight.engine.rundir import MANIFEST, choose_run_dir, holds_run, read_ma
 from oversight.engine.spec import RunSpec
 from oversight.errors import OversightError
 from oversight.model import redact
+from oversight.protocol import registry
 from oversight.store.collect import Collected, collect
 from oversight.store.journal import Journal, journal_prompts
 
 
 def transcript_depends_on_judge(protocol: str, interactive: bool) -> bool:
     """Whether the judge takes part in making the transcript (asks questions), so a new
-    judge needs a new transcript and agent calls. The one place this is decided."""
-    if protocol == "consultancy":
-        return True
-    if protocol == "debate":
-        return interactive
-    return False  # qa and qa_with_article: the judge alone; open protocols are derived
+    judge needs a new transcript and agent calls: the protocol's own answer."""
+    return registry.get(protocol).transcript_depends_on_judge(bool(interactive))
 
 
 def shared_key(protocol: str, variant: str, task: str, item_id: str, replicate: int, order: int,

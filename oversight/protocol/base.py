@@ -151,6 +151,13 @@ class Protocol(ABC):
         added); counts of what was produced and excluded."""
         raise NotImplementedError(f"protocol '{self.name}' is not derived")
 
+    def transcript_depends_on_judge(self, interactive: bool) -> bool:
+        """Whether the judge takes part in making the transcript (asks questions), so a new
+        judge needs a new transcript and agent calls (`oversight judge`). Default: a protocol
+        with agents does, the safe answer for one that does not say; override when a
+        transcript is shared by every judge."""
+        return self.needs_agent
+
     def judge_turn_round(self, transcript: list[Turn]) -> int:
         """The `round` of the judge's final turn after this transcript."""
         return 0

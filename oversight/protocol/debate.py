@@ -173,6 +173,9 @@ class Debate(Protocol):
     def row_settings(self, options: Options) -> dict[str, Any]:
         return {**super().row_settings(options), "interactive": options.interactive}
 
+    def transcript_depends_on_judge(self, interactive: bool) -> bool:
+        return interactive  # only an interactive debate holds its judge's questions
+
     def plan(self, slot: Slot) -> list[Episode]:
         o = slot.options
         out = []

@@ -109,6 +109,9 @@ class OpenConsultancy(Protocol):
     order = 4
     derived_from = Consultancy.name
 
+    def transcript_depends_on_judge(self, interactive: bool) -> bool:
+        return False  # derived: its rows are selected from its source's at sealing
+
     def plan(self, slot: Slot) -> list[Episode]:
         """No episodes of its own: the agent's own QA answer, which picks its side. It uses
         the spec's own settings (agents.qa_mode), never a variant's: which side an open

@@ -26,6 +26,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from oversight.protocol import registry
 from oversight.score.accuracy import aggregate_items, sort_table
 from oversight.score.frame import (
     CI_TAG,
@@ -176,7 +177,7 @@ def cost_table(judgments: pd.DataFrame, turns: pd.DataFrame | None = None) -> pd
         # Open protocols' rows are selected from their source rows and made no call (runs
         # sealed before this rule carried their source's cost): counting them again would
         # make the totals exceed what calls.parquet says was spent.
-        j.loc[j["protocol"].astype(str).str.startswith("open_"), c] = 0
+        j.loc[j["protocol"].astype(str).isin(registry.derived_protocols()), c] = 0
     out = (
         j.groupby(["protocol", "judge"], dropna=False, sort=False)
         .agg(n_rows=("protocol", "size"), judge_input_tokens=("judge_input_tokens", "mean"),

@@ -28,6 +28,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from oversight.errors import OversightError, clip
+from oversight.protocol.consultancy import Consultancy
+from oversight.protocol.debate import Debate
+
+# The two protocols a transcript file can hold (the names are the protocols' own; Khan et
+# al.'s `debate_method` column uses the same two words).
+DEBATE, CONSULTANCY = Debate.name, Consultancy.name
+SPEAKERS = {DEBATE: {"Alice", "Bob"}, CONSULTANCY: {"Consultant"}}
 
 FORMAT = "oversight-transcripts/1"
 MAX_TEXT = 200_000  # characters in one turn or verdict
@@ -81,7 +88,7 @@ class VerdictIn(_Strict):
 class TranscriptIn(_Strict):
     format: Literal["oversight-transcripts/1"]
     id: Name
-    protocol: Literal["debate", "consultancy"]
+    protocol: str  # the debate or consultancy protocol's name (checked below)
     agent: Name = "imported"
     item: ItemIn
     turns: Annotated[list[TurnIn], Field(min_length=1, max_length=MAX_TURNS)]
@@ -89,12 +96,14 @@ class TranscriptIn(_Strict):
 
     @model_validator(mode="after")
     def _speakers(self) -> TranscriptIn:
+        if self.protocol not in SPEAKERS:
+            raise ValueError(f"protocol must be {' or '.join(SPEAKERS)}, not {clip(self.protocol, 40)!r}")
         agents = {t.speaker for t in self.turns if t.speaker != "Judge"}
-        allowed = {"debate": {"Alice", "Bob"}, "consultancy": {"Consultant"}}[self.protocol]
+        allowed = SPEAKERS[self.protocol]
         if not agents <= allowed:
             raise ValueError(f"a {self.protocol} has speakers {', '.join(sorted(allowed))} and Judge, not "
                              f"{', '.join(sorted(agents - allowed))}")
-        if self.protocol == "debate":
+        if self.protocol == DEBATE:
             for t in self.turns:
                 if t.speaker in ("Alice", "Bob") and t.side != (1 if t.speaker == "Alice" else 2):
                     raise ValueError(f"in a debate Alice argues answer 1 and Bob answer 2; a {t.speaker} turn "
@@ -210,7 +219,7 @@ def read_khan2024(path: Path) -> list[Imported]:
 
 def _khan_row(path: Path, n: int, rid: str, row: dict[str, str]) -> TranscriptIn:
     method = row["debate_method"].strip()
-    if method not in ("debate", "consultancy"):
+    if method not in (DEBATE, CONSULTANCY):
         raise _error(path, n, f"column 'debate_method' is '{clip(method, 40)}'; debate and consultancy rows "
                               f"are read (a baseline has no transcript to judge).")
     try:
@@ -247,7 +256,7 @@ def _khan_row(path: Path, n: int, rid: str, row: dict[str, str]) -> TranscriptIn
             if not isinstance(text, str):
                 raise _error(path, n, f"field 'transcript.rounds[{r - 1}].{who}' is not text.")
             side = side_of[who]
-            speaker = "Consultant" if method == "consultancy" else ("Alice" if side == 1 else "Bob")
+            speaker = "Consultant" if method == CONSULTANCY else ("Alice" if side == 1 else "Bob")
             spoken.append({"speaker": speaker, "side": side, "round": r, "text": text})
         turns.extend(sorted(spoken, key=lambda x: x["side"]))
     chose_correct = _bool(path, n, "correct", row["correct"])
