@@ -22,7 +22,7 @@ from oversight.model.providers import provider_class
 from oversight.model.providers.openai import OpenAIAPI
 from oversight.model.types import GenerateRequest, GenerateResponse, Usage
 from oversight.testing import FakeOpenAI
-from tests.ecosystem.helpers import KEY_VARS, clean_env, cli
+from tests.ecosystem.helpers import KEY_VARS, clean_env, cli, listening
 
 LOCAL = {"vllm": 8000, "sglang": 30000, "ollama": 11434, "llama_cpp": 8080}
 
@@ -107,7 +107,7 @@ def test_validate_lists_every_missing_key_at_once(tmp_path: Path, capsys: pytest
                     mp.setenv(var, value)
             assert main(["validate", str(path)]) == 2
             assert missing in capsys.readouterr().err
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, listening(8000):  # vllm's server answers (validate checks)
         for var, value in keys.items():
             mp.setenv(var, value)
         assert main(["validate", str(path)]) == 0, capsys.readouterr().err

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
 import inspect
 import re
-import socket
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,7 @@ import yaml
 from oversight.cli import _parser
 from oversight.model.card import resolve_model
 from oversight.task.card import TaskCard
-from tests.ecosystem.helpers import KEY_VARS, ROOT, cli
+from tests.ecosystem.helpers import KEY_VARS, ROOT, cli, listening
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -42,22 +39,6 @@ def write_card(folder: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@contextlib.contextmanager
-def listening(port: int) -> Iterator[None]:
-    """Something answering on 127.0.0.1:port, as the server the card names would
-    (`validate` checks that local servers answer); a port already taken is answered."""
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", port))
-        sock.listen()
-    except OSError:
-        pass  # taken: something listens there already
-    try:
-        yield
-    finally:
-        sock.close()
 
 
 def test_the_local_server_card_works_as_printed_with_no_key(tmp_path: Path) -> None:
