@@ -170,9 +170,8 @@ def _check_run_options(args: argparse.Namespace) -> None:
     """Options that would do nothing as combined are an error, not silently ignored."""
     pointless = [
         (args.detach and not args.batch, "--detach only applies with --batch"),
-        # A resume collects a detached run's batches, so it may set how often they are polled.
         (args.batch_poll is not None and not (args.batch or args.resume),
-         "--batch-poll only applies with --batch (or --resume of a batch run)"),
+         "--batch-poll only applies with --batch (or --resume, which collects a batch run's batches)"),
         (args.keep_errors and not args.resume, "--keep-errors only applies with --resume"),
         (args.dry_run and args.resume, "--dry-run plans a new run; it cannot be combined with --resume"),
         (args.dry_run and args.detach, "--dry-run sends nothing, so there is nothing to --detach from"),

@@ -165,14 +165,13 @@ class ModelCard(Strict):
         if v is not None and not URL.fullmatch(v):
             raise ValueError("base_url must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
         if v is not None:
-            from urllib.parse import urlsplit
-
             from oversight.model import redact
 
-            try:
-                urlsplit(v).port  # noqa: B018 - raises for a port outside 0 … 65535
-            except ValueError:
-                raise ValueError("base_url has a port outside 1 … 65535 (or one that is not a number)") from None
+            # The host after any credentials (which may be a [REDACTED] placeholder).
+            host = re.split(r"[/?#]", v.split("://", 1)[1], maxsplit=1)[0].rsplit("@", 1)[-1]
+            port = host.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in host.rsplit("]", 1)[-1] else None
+            if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+                raise ValueError("base_url has a port outside 1 … 65535 (or one that is not a number)")
 
             redact.public_url(v)  # registers any key the URL carries, so nothing prints or stores it
         return v
