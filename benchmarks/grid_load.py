@@ -23,6 +23,7 @@ prompts the journal holds and how many distinct ones (a prompt journaled twice i
 then whether the batch run's judgments equal the online run's, row for row.
 
     nice -n 5 python benchmarks/grid_load.py              # full size: about 181,000 calls
+    nice -n 5 python benchmarks/grid_load.py --limit 32 --modes batch   # a quarter, batch only
     python benchmarks/grid_load.py --limit 2 --tasks boolq mmlu   # a tiny check
 """
 
@@ -211,6 +212,14 @@ def _episodes(run_dir: Path) -> int:
         return 0
 
 
+def _planned(run_dir: Path) -> float:
+    """Episodes the run plans (from the manifest it writes as it starts); inf before that."""
+    try:
+        return float(json.loads((run_dir / "manifest.json").read_text())["plan"]["episodes"])
+    except (OSError, ValueError, KeyError):
+        return float("inf")
+
+
 def run_harness(args: list[str], cwd: Path, env: dict[str, str], kill_when: Any = None) -> dict[str, Any]:
     """One `oversight` child: wall and CPU seconds, peak RSS (MB); SIGKILLed once
     `kill_when()` is true."""
@@ -288,6 +297,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=128, help="questions per task (the grid's is 128)")
     ap.add_argument("--tasks", nargs="*", help="a subset of the grid's tasks (default: all eight)")
     ap.add_argument("--kill-at", type=float, default=0.5, help="fraction of episodes journaled before SIGKILL")
+    ap.add_argument("--modes", nargs="+", choices=["online", "batch"], default=["online", "batch"])
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -307,28 +317,28 @@ def main() -> None:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "ready":
             raise SystemExit("the loopback servers did not start")
-        planned = 0
         lines = []
         for label, extra in (("online", []), ("batch", ["--batch"])):
+            if label not in args.modes:
+                continue
             env["OVERSIGHT_CACHE_DIR"] = str(work / f"cache-{label}")
             run_dir = work / f"run-{label}"
             base = ["run", str(spec), "--out", str(run_dir), "--include", str(work)]
             grid_spec(work, *ports, args.limit, args.tasks, batch=bool(extra))
             if label == "online":
                 runs = [run_harness(base, work, env)]
-                planned = json.loads((run_dir / "manifest.json").read_text())["totals"]["episodes_planned"]
             else:
-                target = args.kill_at * planned
                 first = run_harness([*base, *extra], work, env,
-                                    kill_when=lambda d=run_dir, t=target: _episodes(d) >= t)
-                at = _episodes(run_dir)
+                                    kill_when=lambda d=run_dir: _episodes(d) >= args.kill_at * _planned(d))
+                at, planned = _episodes(run_dir), int(_planned(run_dir))
                 second = run_harness([*base, *extra, "--resume"], work, env)
                 runs = [first, second]
                 label += f" (SIGKILL at {at} of {planned} episodes journaled, then --resume)" if first["killed"] \
                     else " (finished before the kill)"
             lines.append(describe(label, run_dir, work / f"cache-{label.split()[0]}", runs))
             print(lines[-1], flush=True)
-        print(f"batch vs online: {same_rows(work / 'run-online', work / 'run-batch')}")
+        if len(args.modes) == 2:
+            print(f"batch vs online: {same_rows(work / 'run-online', work / 'run-batch')}")
     finally:
         server.terminate()
         server.wait()
