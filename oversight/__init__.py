@@ -122,3 +122,18 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     # The lazy names too, so tab completion and dir() in a notebook show the API.
     return sorted({*globals(), *_LAZY})
+
+
+# `oversight.judge` is also the name of the subpackage oversight/judge/. Importing it here
+# first, then binding the function, keeps `oversight.judge(...)` the function: a first
+# import of the subpackage later (by the run's own code) would otherwise rebind the name to
+# the module, and the lazy lookup above would never be asked.
+from oversight import judge as _judge_package  # noqa: E402,F401
+
+
+def judge(*args: Any, **kwargs: Any) -> Any:
+    """A finished run's stored transcripts judged by new judges (oversight/engine/rejudge.py,
+    what `oversight judge` calls); see `oversight.engine.rejudge.judge` for the arguments."""
+    from oversight.engine.rejudge import judge as rejudge
+
+    return rejudge(*args, **kwargs)

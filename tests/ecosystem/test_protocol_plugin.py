@@ -71,8 +71,10 @@ def run_cli(args: list[str], work: Path, site: Path, cache: Path) -> subprocess.
 
 
 def dry_run_calls(stdout: str) -> int:
-    line = next(ln for ln in stdout.splitlines() if ln.strip().startswith("total") and " calls " in ln)
-    return int(re.search(r"total\s+([\d,]+) calls", line).group(1).replace(",", ""))  # type: ignore[union-attr]
+    """The dry run's calls: requests sent plus those the response cache answers."""
+    m = re.search(r"^\s+total\s+([\d,]+) requests\s+([\d,]+) from cache", stdout, re.M)
+    assert m, stdout
+    return sum(int(g.replace(",", "")) for g in m.groups())
 
 
 def stable(run_dir: Path) -> pd.DataFrame:

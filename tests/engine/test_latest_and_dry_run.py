@@ -54,7 +54,7 @@ def test_run_with_dry_run_returns_the_plan_the_cli_prints_and_calls_nothing(tmp_
     assert isinstance(est, Estimate)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
     printed = cli("run", "d.yaml", "--dry-run", cwd=tmp_path).stdout
-    total = re.search(r"^\s+total\s+([\d,]+) calls", printed, re.M)
-    assert total and int(total.group(1).replace(",", "")) == est.calls > 0
+    total = re.search(r"^\s+total\s+([\d,]+) requests\s+([\d,]+) from cache", printed, re.M)
+    assert total and sum(int(g.replace(",", "")) for g in total.groups()) == est.calls > 0
     episodes = re.search(r"^\s+total\s+([\d,]+)$", printed, re.M)
     assert episodes and sum(est.episodes.values()) == int(episodes.group(1).replace(",", ""))

@@ -101,7 +101,7 @@ def test_code_answers_are_shown_as_code_over_http(tmp_path: Path) -> None:
     items = oversight.load(run_dir).items
     programs = {p.strip("\n") for p in [*items["answer_0"], *items["answer_1"]]}
     assert all("\n" in p for p in programs)
-    server, _ = start_server(run_dir, record=False)
+    server, _ = start_server(run_dir, record=False, views="all")  # every view: several per item
     try:
         judge = HttpJudge(server, "Ann")
         seen = 0
@@ -167,7 +167,7 @@ def test_the_calibration_of_human_judges_is_not_labelled_simulated(run_dir: Path
     from oversight.score.build import build_report
     from tests.humanui.helpers import HttpJudge, start_server
 
-    server, _ = start_server(run_dir, record=False)
+    server, _ = start_server(run_dir, record=False, views="all")  # four episodes for one person
     try:
         judge = HttpJudge(server, "Ann")
         for _ in range(4):
