@@ -26,7 +26,6 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from oversight.catalogue import include
     from oversight.engine.importer import import_transcripts
-    from oversight.engine.rejudge import judge
     from oversight.engine.runner import RunResult, run, run_async
     from oversight.errors import OversightError
     from oversight.model.registry import register as register_provider
