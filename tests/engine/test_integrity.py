@@ -261,7 +261,9 @@ def test_budget_and_totals_span_every_resume(tmp_path: Path) -> None:
 
 def test_ctrl_c_is_quiet_keeps_totals_and_says_how_to_resume(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    with FakeOpenAI(reply=scripted, latency_s=0.2) as server:
+    # Slow enough replies that the run is still going when the signal comes, even when this
+    # process is starved of CPU (at 0.2 s the run once finished first on a busy machine).
+    with FakeOpenAI(reply=scripted, latency_s=1.0) as server:
         spec = write_spec(tmp_path / "s.yaml", server, concurrency=16)
         out = tmp_path / "run"
         proc = start("run", str(spec), "--out", str(out), cache=cache)

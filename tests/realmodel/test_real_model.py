@@ -53,7 +53,7 @@ def gemma() -> None:
 
 # Short everything: one llama.cpp thread on a shared CI core.
 CARD = {"provider": "llama_cpp", "gguf": "smollm2-135m-instruct", "threads": 1, "max_concurrency": 1,
-        "context_window": 2048, "max_tokens": 48, "temperature": 0.0, "timeout_s": 300, "max_retries": 1}
+        "context_window": 2048, "max_tokens": 32, "temperature": 0.0, "timeout_s": 300, "max_retries": 1}
 
 
 def _project(tmp: Path, presets: dict[str, dict[str, object]] | None = None) -> Path:
