@@ -33,6 +33,7 @@ def test_overhead_in_process_mode_for_profiling() -> None:
 
 
 @pytest.mark.realmodel
+@pytest.mark.xdist_group("realmodel")  # with tests/realmodel: one llama.cpp server at a time
 def test_real_model_benchmark_runs_tiny() -> None:
     import importlib.util
 

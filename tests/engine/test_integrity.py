@@ -65,8 +65,11 @@ def cli(*args: str, cache: Path, env: dict[str, str] | None = None, timeout: flo
 
 def start(*args: str, cache: Path) -> subprocess.Popen[str]:
     env = {**os.environ, KEY_ENV: "sk-integrity", "OVERSIGHT_CACHE_DIR": str(cache)}
+    # Ctrl-C's default action restored in the child: an ignored SIGINT is inherited through
+    # exec, and a test runner's worker may have it ignored (the run then never heard it).
     return subprocess.Popen([sys.executable, "-m", "oversight", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_lines(journal: Path, n: int, proc: subprocess.Popen[str], limit_s: float = 120) -> None:

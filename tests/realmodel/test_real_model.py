@@ -27,7 +27,9 @@ import pandas as pd
 import pytest
 import yaml
 
-pytestmark = pytest.mark.realmodel
+# One xdist worker runs them all, one after another: each starts a llama.cpp server, and the
+# checks that none is left behind must not see another test's.
+pytestmark = [pytest.mark.realmodel, pytest.mark.xdist_group("realmodel")]
 
 ROOT = Path(__file__).resolve().parents[2]
 
