@@ -7,8 +7,9 @@ free loopback port. The run waits until the model is loaded, then talks to it li
 `llama_cpp` server.
 
 The child stops when the run ends, on Ctrl-C, on an exception, and when the harness is
-killed outright: it blocks reading its stdin, a pipe only the harness holds, and exits when
-that pipe closes (the kernel closes it when the harness dies, even on `kill -9`). It runs in
+killed outright: on Linux the kernel kills it with its parent (PR_SET_PDEATHSIG, even on
+`kill -9`), and everywhere it blocks reading its stdin, a pipe only the harness holds, and
+exits when that pipe closes. It runs in
 a session of its own, so a Ctrl-C in the terminal reaches the harness, which stops it.
 
 Server settings from the card: `threads` (llama.cpp's own default when null),
@@ -122,7 +123,8 @@ class LocalServers:
         log = tempfile.TemporaryFile("w+", prefix="oversight-llama-", suffix=".log")  # noqa: SIM115
         started = time.monotonic()
         process = subprocess.Popen(cfg.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                   text=True, start_new_session=True)
+                                   text=True, start_new_session=True,
+                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         child = _Child(cfg, process, log)
         self.children[cfg] = child
         assert process.stdout is not None
@@ -156,6 +158,15 @@ class LocalServers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child, on Linux: the kernel sends it SIGKILL when the harness dies, kill -9
+    included (PR_SET_PDEATHSIG); the closed stdin pipe is the portable second way out."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _read_line(stream: IO[str], timeout: float) -> str:
