@@ -3,7 +3,8 @@
 `python -m oversight.model.llama_serve CONFIG_JSON` loads the model into llama.cpp's
 server (the `xllamacpp` wheel), listening on a free loopback port; prints one JSON line
 `{"url": ...}` once the model is loaded; then serves until its stdin closes, which happens
-when the harness stops it or dies.
+when the harness stops it or dies, or until its parent is no longer the harness (`parent`
+in the config), whichever comes first.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # Reparented (to init or a subreaper) means the harness is gone, however it went.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
+    if cfg.get("parent"):
+        threading.Thread(target=_exit_when_orphaned, args=(int(cfg["parent"]),), daemon=True).start()
     import xllamacpp
 
     params = xllamacpp.CommonParams()

@@ -7,10 +7,12 @@ free loopback port. The run waits until the model is loaded, then talks to it li
 `llama_cpp` server.
 
 The child stops when the run ends, on Ctrl-C, on an exception, and when the harness is
-killed outright: on Linux the kernel kills it with its parent (PR_SET_PDEATHSIG, even on
-`kill -9`), and everywhere it blocks reading its stdin, a pipe only the harness holds, and
-exits when that pipe closes. It runs in
-a session of its own, so a Ctrl-C in the terminal reaches the harness, which stops it.
+killed outright, in three independent ways: on Linux the kernel kills it with its parent
+(PR_SET_PDEATHSIG, even on `kill -9`); everywhere it blocks reading its stdin, a pipe only
+the harness holds, and exits when that pipe closes; and a watchdog thread in it exits as
+soon as its parent process is no longer the harness that started it (told by pid), which
+holds even if another process kept the pipe open. It runs in a session of its own, so a
+Ctrl-C in the terminal reaches the harness, which stops it.
 
 Server settings from the card: `threads` (llama.cpp's own default when null),
 `context_window` (tokens per request; default the model's trained context, at most
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -60,7 +63,9 @@ class ServerConfig:
     chat_template: str | None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "oversight.model.llama_serve", json.dumps(self.__dict__)]
+        # The harness's pid lets the child notice when it has been orphaned.
+        return [sys.executable, "-m", "oversight.model.llama_serve",
+                json.dumps({**self.__dict__, "parent": os.getpid()})]
 
 
 def config_for(card: ModelCard, where: str = "card") -> ServerConfig:

@@ -14,6 +14,7 @@ server wheel or a model package is missing, unless OVERSIGHT_REQUIRE_REAL_MODELS
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -87,9 +88,19 @@ def _tables(run: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             pd.read_parquet(run / "calls.parquet"))
 
 
-def _servers_left() -> list[str]:
+def _servers_left(harness: int | None = None) -> list[str]:
+    """Live llama.cpp children (of one harness pid, if given), each with its state and parent."""
     out = subprocess.run(["pgrep", "-af", "oversight.model.llama_serve"], capture_output=True, text=True).stdout
-    return [ln for ln in out.splitlines() if "pgrep" not in ln]
+    left = []
+    for ln in out.splitlines():
+        if "pgrep" in ln or (harness is not None and f'"parent": {harness}' not in ln):
+            continue
+        pid = ln.split()[0]
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            ln += " | " + " ".join(x for x in status.splitlines() if x.startswith(("State:", "PPid:", "Threads:")))
+        left.append(ln)
+    return left
 
 
 def _check_pipeline(j: pd.DataFrame, t: pd.DataFrame) -> None:
@@ -188,9 +199,9 @@ def test_kill_and_resume_repeats_no_call_and_leaves_no_server(smollm2: None, tmp
     proc.wait()
     # The server's stdin closed with the harness: it goes without being told.
     deadline = time.monotonic() + 30
-    while _servers_left() and time.monotonic() < deadline:
+    while _servers_left(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _servers_left()
+    assert not _servers_left(proc.pid)
     before = journal.read_text().count('"type":"episode"')
     r = _oversight(proj, "run", str(spec), "--out", str(out), "--resume", "--cache", "off")
     assert r.returncode == 0, r.stderr[-3000:]
