@@ -100,6 +100,13 @@ def strip_tags(text: str) -> str:
 COPY_SPAN = 8  # words in a row that count as copied from the article
 
 
+@lru_cache(maxsize=16)
+def _article_grams(article: str, span: int) -> frozenset[tuple[str, ...]]:
+    # Every agent turn of an episode checks against the same article: build its runs once.
+    source = normalise(article, "tolerant").split()
+    return frozenset(tuple(source[i : i + span]) for i in range(len(source) - span + 1))
+
+
 def copied_words(visible: str, article: str, span: int = COPY_SPAN) -> int:
     """How many words of `visible` outside passage tags stand in a run of `span` or more
     words that also occurs in the article (compared in the tolerant form). Quoting is the
@@ -109,8 +116,7 @@ def copied_words(visible: str, article: str, span: int = COPY_SPAN) -> int:
     words = normalise(_STRAY.sub(" ", outside), "tolerant").split()
     if len(words) < span:
         return 0
-    source = normalise(article, "tolerant").split()
-    grams = {tuple(source[i : i + span]) for i in range(len(source) - span + 1)}
+    grams = _article_grams(article, span)
     covered = [False] * len(words)
     for i in range(len(words) - span + 1):
         if tuple(words[i : i + span]) in grams:
