@@ -133,6 +133,8 @@ class Context:
             self.on_prompt(pid, blob)
         else:
             self.prompts.setdefault(pid, blob)
+        # Not held while the call waits: in a batch run every episode waits at once.
+        del blob
         record = CallRecord(self.episode_id, self.transcript_id, model.label, role, speaker, request.n,
                             prompt_id=pid, replicate=self.replicate)
         self.calls.append(record)

@@ -269,9 +269,9 @@ def seal_run(
     # Imported here: pandas is not needed until the run is over, and costs startup time.
     import pandas as pd
 
-    from oversight.store.tables import JUDGMENT_COLUMNS, frame, seal
+    from oversight.store.tables import JUDGMENT_COLUMNS, conform, frame, seal
 
-    c = collect(run_dir)
+    c = collect(run_dir, rows=True)
     judgments = frame(c.judgments, JUDGMENT_COLUMNS)
     excluded: dict[str, Any] = {}
     open_variants = [v for v in variants if v.is_open]
@@ -290,7 +290,8 @@ def seal_run(
                                      judge_output_tokens=0)
             parts.append(derived)
             excluded[v.name] = counts
-        judgments = frame(pd.concat(parts, ignore_index=True).to_dict("records"), JUDGMENT_COLUMNS)
+        judgments = conform(pd.concat(parts, ignore_index=True), JUDGMENT_COLUMNS)
+    assert c.turns is not None and c.calls is not None
     sealed = seal(run_dir, judgments, c.turns, c.calls, items, journal_prompts(run_dir))
     return sealed.judgments, excluded, c
 

@@ -160,6 +160,11 @@ def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
     return df.astype(columns)
 
 
+def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """`df` with exactly the table's columns, in order, of its types (missing ones empty)."""
+    return df.reindex(columns=list(columns)).astype(columns)
+
+
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     write_with(path, lambda tmp: df.to_parquet(tmp, index=False), root=path.parent)
 
@@ -209,12 +214,12 @@ class Sealed:
 def seal(
     run_dir: Path,
     judgments: pd.DataFrame,
-    turns: list[dict[str, Any]],
-    calls: list[dict[str, Any]],
+    turns: pd.DataFrame,
+    calls: pd.DataFrame,
     items: list[dict[str, Any]] | None = None,
     prompts: Iterable[tuple[str, str]] | None = None,
 ) -> Sealed:
-    sealed = Sealed(judgments, frame(turns, TURN_COLUMNS), frame(calls, CALL_COLUMNS))
+    sealed = Sealed(conform(judgments, JUDGMENT_COLUMNS), conform(turns, TURN_COLUMNS), conform(calls, CALL_COLUMNS))
     write_parquet(sealed.judgments, run_dir / "judgments.parquet")
     write_parquet(sealed.turns, run_dir / "turns.parquet")
     write_parquet(sealed.calls, run_dir / "calls.parquet")
