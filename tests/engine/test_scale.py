@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -45,3 +46,45 @@ def test_an_empty_run_still_writes_a_readable_prompts_table(tmp_path: Path) -> N
     tables.write_prompts(iter(()), tmp_path / "prompts.parquet")
     empty = pq.read_table(tmp_path / "prompts.parquet")
     assert empty.num_rows == 0 and empty.column_names == list(tables.PROMPT_COLUMNS)
+
+
+def test_sealed_rows_are_the_same_however_they_are_chunked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """collect() turns rows into frames a chunk at a time; the rows kept, their order and
+    which calls are superseded must not depend on where the chunks fall."""
+    spec = {"name": "chunks", "tasks": ["boolq", "quality"], "limit": 2, "protocols": ["qa", "debate", "consultancy"],
+            "agent": "sim/strong", "judges": ["sim/weak", "sim/medium"], "debate": {"rounds": 2}}
+    run_dir = tmp_path / "run"
+    assert oversight.run(spec, out=run_dir, cache="off").status == "complete"
+    journal = run_dir / "journal.jsonl"
+    records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    # As a resume leaves them: an episode journaled again (the later record counts) and a
+    # transcript journaled again (the first counts; the copy's calls are superseded).
+    episode = next(r for r in records if r["type"] == "episode" and r.get("turns"))
+    transcript = next(r for r in records if r["type"] == "transcript")
+    again = {**json.loads(json.dumps(episode)), "prompts": {}}
+    again["row"]["judge_raw"] = "judged again"
+    with open(journal, "a", encoding="utf-8") as f:
+        for rec in ({**transcript, "prompts": {}}, again):
+            f.write(json.dumps(rec) + "\n")
+
+    def expected_turns() -> int:
+        latest = {r["episode_id"]: i for i, r in enumerate(records + [again]) if r["type"] == "episode"}
+        return (sum(len(r.get("turns") or []) for r in records if r["type"] == "transcript")
+                + sum(len(r.get("turns") or []) for i, r in enumerate(records + [again])
+                      if r["type"] == "episode" and latest[r["episode_id"]] == i))
+
+    seen = []
+    for chunk in (2, 7, 100_000):
+        monkeypatch.setattr(collect_module._Rows, "CHUNK", chunk)
+        c = collect_module.collect(run_dir, rows=True)
+        assert c.turns is not None and c.calls is not None
+        seen.append((c.turns, c.calls, c.judgments))
+        assert len(c.turns) == expected_turns()
+        # Superseded: the first record's calls of the episode, and the transcript copy's.
+        assert int(c.calls["superseded"].sum()) == len(episode["calls"]) + len(transcript["calls"])
+        assert [r["judge_raw"] for r in c.judgments if r["episode_id"] == episode["episode_id"]] == ["judged again"]
+        assert collect_module.totals(c)["calls"] == len(c.calls)
+    for turns, calls, judgments in seen[1:]:
+        pd.testing.assert_frame_equal(turns, seen[0][0])
+        pd.testing.assert_frame_equal(calls, seen[0][1])
+        assert judgments == seen[0][2]
