@@ -462,6 +462,9 @@ def _execute(state: Run, identity: dict[str, Any], old: dict[str, Any], cache_mo
         with contextlib.suppress(JournalWriteError):
             journal.write(state.pass_record(models, journal))
         journal.close()
+    # Sealing reads the whole journal again: what a resume kept of earlier invocations'
+    # work (rows and transcripts of half a grid, hundreds of MB) is no longer needed.
+    state.before = Collected()
     items = [item_row(i) for its in prep.items.values() for i in its]
     try:
         listed = [prep.variants[n] for n in rspec.protocols]
