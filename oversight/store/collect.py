@@ -123,8 +123,6 @@ def _add_call_sums(sums: dict[str, float], calls: list[dict[str, Any]]) -> None:
 
 def collect(run_dir: Path, rows: bool = False) -> Collected:
     """What the journal holds; with `rows`, also the turn and call rows sealing writes."""
-    from oversight.store.tables import CALL_COLUMNS, TURN_COLUMNS
-
     reader = JournalReader(run_dir)
     out = Collected()
     sums: dict[str, float] = dict.fromkeys(("calls", "cache_hits", "provider_requests", "retries", "call_errors",
@@ -132,8 +130,13 @@ def collect(run_dir: Path, rows: bool = False) -> Collected:
     # Rows of transcript records come first, then those of episode records, each in journal
     # order; an episode's rows are tagged with its record's number, so that those of a
     # record a later one superseded can be told apart at the end.
-    turns = {"transcript": _Rows(TURN_COLUMNS), "episode": _Rows(TURN_COLUMNS)} if rows else None
-    calls = {"transcript": _Rows(CALL_COLUMNS), "episode": _Rows(CALL_COLUMNS)} if rows else None
+    turns = calls = None
+    if rows:
+        # Only sealing needs pandas (through tables): a run or a resume starts without it.
+        from oversight.store.tables import CALL_COLUMNS, TURN_COLUMNS
+
+        turns = {"transcript": _Rows(TURN_COLUMNS), "episode": _Rows(TURN_COLUMNS)}
+        calls = {"transcript": _Rows(CALL_COLUMNS), "episode": _Rows(CALL_COLUMNS)}
     judgments: dict[str, dict[str, Any]] = {}
     latest: dict[str, int] = {}
     for number, rec in enumerate(reader):
