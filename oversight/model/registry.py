@@ -106,12 +106,21 @@ def names() -> list[str]:
     return sorted({*BUILTIN, *_discovered(), *_registered})
 
 
+def import_target(target: str) -> Any:
+    """What an entry point's `module:attr.path` names (None for a missing attribute); the
+    import's own exceptions are the caller's to explain. Shared with the protocol registry."""
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part, None)
+    return obj
+
+
 def _import(info: ProviderInfo) -> type[ModelAPI]:
     if not isinstance(info.target, str):
         return info.target
-    module, _, attr = info.target.partition(":")
     try:
-        obj: Any = importlib.import_module(module)
+        obj = import_target(info.target)
     except ImportError as exc:
         if info.extra:
             raise OversightError(
@@ -122,8 +131,6 @@ def _import(info: ProviderInfo) -> type[ModelAPI]:
             f"The '{info.name}' provider ({info.origin}, {info.target}) cannot be imported: "
             f"{type(exc).__name__}: {exc}. Reinstall the package that provides it."
         ) from None
-    for part in attr.split(".") if attr else []:
-        obj = getattr(obj, part, None)
     from oversight.model.api import ModelAPI
 
     if not (isinstance(obj, type) and issubclass(obj, ModelAPI)):

@@ -14,13 +14,13 @@ notebook, `oversight.register_protocol(MyProtocol)` does the same for one proces
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
 from oversight.errors import OversightError, unknown_name
+from oversight.model.registry import import_target
 from oversight.protocol.base import GROUPS, Protocol
 
 GROUP = "oversight.protocols"
@@ -95,16 +95,13 @@ def _import(info: ProtocolInfo) -> Protocol:
         return cached
     obj: Any = info.target
     if isinstance(obj, str):
-        module, _, attr = obj.partition(":")
         try:
-            obj = importlib.import_module(module)
+            obj = import_target(obj)
         except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is the plugin's
             raise OversightError(
                 f"The '{info.name}' protocol ({info.origin}, {info.target}) cannot be imported: "
                 f"{type(exc).__name__}: {exc}. Reinstall the package that provides it."
             ) from None
-        for part in attr.split(".") if attr else []:
-            obj = getattr(obj, part, None)
     if not (isinstance(obj, type) and issubclass(obj, Protocol)):
         raise OversightError(
             f"The '{info.name}' protocol ({info.origin}) names {info.target}, which is not a subclass of "

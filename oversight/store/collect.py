@@ -109,6 +109,10 @@ class _Rows:
         return pd.concat(self.frames, ignore_index=True) if len(self.frames) > 1 else self.frames[0]
 
 
+def _zero_sums() -> dict[str, float]:
+    return dict.fromkeys(("calls", "cache_hits", "provider_requests", "retries", "call_errors", *_CALL_SUMS), 0)
+
+
 def _add_call_sums(sums: dict[str, float], calls: list[dict[str, Any]]) -> None:
     for c in calls:
         sums["calls"] += 1
@@ -125,8 +129,7 @@ def collect(run_dir: Path, rows: bool = False) -> Collected:
     """What the journal holds; with `rows`, also the turn and call rows sealing writes."""
     reader = JournalReader(run_dir)
     out = Collected()
-    sums: dict[str, float] = dict.fromkeys(("calls", "cache_hits", "provider_requests", "retries", "call_errors",
-                                            *_CALL_SUMS), 0)
+    sums = _zero_sums()
     # Rows of transcript records come first, then those of episode records, each in journal
     # order; an episode's rows are tagged with its record's number, so that those of a
     # record a later one superseded can be told apart at the end.
@@ -197,8 +200,7 @@ def _finish(turns: dict[str, _Rows], calls: dict[str, _Rows], current: set[int])
 
 def totals(c: Collected, planned: int | None = None) -> dict[str, Any]:
     """The run's totals over every invocation, from the journal alone."""
-    s = c.call_totals or dict.fromkeys(("calls", "cache_hits", "provider_requests", "retries", "call_errors",
-                                        *_CALL_SUMS), 0)
+    s = c.call_totals or _zero_sums()
     extra: dict[str, float] = {"calls": 0, "cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0,
                                "cached_input_tokens": 0, "cache_write_tokens": 0}
     for p in c.passes:
